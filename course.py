@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Set up the course environment (once) and open the course, or run every test.
+
+    python3 course.py lab        # create .venv if needed, open JupyterLab on notebook 00
+    python3 course.py test       # create .venv if needed, run unit tests, doctests and nbval
+    python3 course.py execute    # re-run notebooks in place, as they are committed (authors)
+    python3 course.py bench      # print the benchmark tables
+
+Needs only Python 3.11 with venv and pip. The environment lives in .venv beside this file;
+it is (re)installed only when pyproject.toml changes, so running again starts at once.
+Extra arguments after ``test`` go to pytest (e.g. ``python3 course.py test -k partition``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("DPFL_VENV", ROOT / ".venv"))
+STAMP = VENV / ".dpfl-course-installed"
+FIRST_NOTEBOOK = "notebooks/00_welcome.ipynb"
+WANTED = (3, 11)
+
+# What the test run and the saved notebooks share: static widgets (stable outputs for nbval),
+# one thread per process (two pytest workers on two cores, and repeatable float sums).
+NOTEBOOK_ENV = {"DPFL_STATIC_WIDGETS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
+
+def say(message: str) -> None:
+    print(f"[course] {message}", flush=True)
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def find_python() -> list[str]:
+    """A Python 3.11 command: this interpreter if it is 3.11, else one found on PATH."""
+    if sys.version_info[:2] == WANTED:
+        return [sys.executable]
+    name = f"python{WANTED[0]}.{WANTED[1]}"
+    if shutil.which(name):
+        return [shutil.which(name)]
+    if os.name == "nt" and shutil.which("py"):
+        return ["py", f"-{WANTED[0]}.{WANTED[1]}"]
+    sys.exit(f"The course needs Python {WANTED[0]}.{WANTED[1]} (this is {sys.version.split()[0]}). "
+             f"Install Python {WANTED[0]}.{WANTED[1]} and run this command with it, "
+             f"or use environment.yml with conda.")
+
+
+def torch_requirement() -> str:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return next(d for d in deps if d.replace(" ", "").startswith("torch=="))
+
+
+def wanted_stamp() -> str:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    digest.update(f"{WANTED}".encode())
+    return digest.hexdigest()
+
+
+def run(cmd: list, **kwargs) -> int:
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)
+
+
+def ensure_environment() -> Path:
+    """Create .venv and install the course into it, unless it is already up to date."""
+    python = venv_python()
+    if python.exists() and STAMP.exists() and STAMP.read_text().strip() == wanted_stamp():
+        return python
+    if not python.exists():
+        say(f"creating the environment in {VENV.name}/ (once; a few minutes)")
+        if run(find_python() + ["-m", "venv", VENV]) != 0:
+            sys.exit("Could not create the virtual environment (is the 'venv' module installed? "
+                     "On Debian/Ubuntu: apt-get install python3.11-venv).")
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check"]
+    # torch first and alone, pinned: a loose torch (or one pulled in by opacus) could bring a
+    # multi-GB CUDA build; with the pin installed first, pip keeps it.
+    say(f"installing {torch_requirement()}")
+    if run(pip + [torch_requirement()]) != 0:
+        sys.exit("Installing torch failed; see pip's message above.")
+    say("installing the course package and its pinned dependencies")
+    if run(pip + ["-e", ".[dev]"]) != 0:
+        sys.exit("Installing the course failed; see pip's message above.")
+    STAMP.write_text(wanted_stamp() + "\n")
+    say("environment ready")
+    return python
+
+
+def notebook_env() -> dict:
+    env = dict(os.environ)
+    env.update(NOTEBOOK_ENV)
+    return env
+
+
+def cmd_lab(args: list[str]) -> int:
+    python = ensure_environment()
+    say(f"opening JupyterLab on {FIRST_NOTEBOOK} (stop it with Ctrl+C)")
+    return run([python, "-m", "jupyterlab", FIRST_NOTEBOOK, *args])
+
+
+def cmd_test(args: list[str]) -> int:
+    python = ensure_environment()
+    # One pytest run: unit tests, the package's doctests and strict nbval on every notebook.
+    # --dist loadfile keeps each notebook's cells on one worker (they share a kernel).
+    cmd = [python, "-m", "pytest", "-n", "2", "--dist", "loadfile",
+           "--doctest-modules", "--nbval", "--nbval-current-env",
+           "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "--nbval-cell-timeout", "300",
+           "tests", "dpfl_course", "notebooks", *args]
+    return run(cmd, env=notebook_env())
+
+
+def cmd_execute(args: list[str]) -> int:
+    python = ensure_environment()
+    notebooks = args or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb"))
+    for nb in notebooks:
+        say(f"executing {nb}")
+        code = run([python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                    "--ExecutePreprocessor.timeout=600", "--ExecutePreprocessor.kernel_name=python3",
+                    "--ExecutePreprocessor.record_timing=False",
+                    "--ExecutePreprocessor.store_widget_state=False", nb], env=notebook_env())
+        if code != 0:
+            return code
+    return 0
+
+
+def cmd_bench(args: list[str]) -> int:
+    python = ensure_environment()
+    scripts = args or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks").glob("bench_*.py"))
+    for script in scripts:
+        say(f"running {script}")
+        if run([python, script]) != 0:
+            return 1
+    return 0
+
+
+COMMANDS = {"lab": cmd_lab, "test": cmd_test, "execute": cmd_execute, "bench": cmd_bench}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        return 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
