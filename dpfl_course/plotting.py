@@ -14,7 +14,9 @@ from contextlib import contextmanager
 
 import matplotlib
 import numpy as np
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies; for lines.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
@@ -50,12 +52,21 @@ def course_style():
         yield
 
 
-def figure(nrows: int = 1, ncols: int = 1, *, size="wide", **subplot_kw):
+# Margins for layout="fixed", as fractions of the figure (Figure.subplots_adjust's arguments).
+FIXED_MARGINS = {"left": 0.08, "right": 0.97, "bottom": 0.15, "top": 0.9, "wspace": 0.25, "hspace": 0.35}
+
+
+def figure(nrows: int = 1, ncols: int = 1, *, size="wide", layout: str = "constrained",
+           margins: dict | None = None, **subplot_kw):
     """Create a figure and its axes in the course look.
 
     Args:
         nrows, ncols: the grid of axes.
         size: one of ``"wide"``, ``"square"``, ``"tall"``, ``"small"`` or a (width, height) in inches.
+        layout: ``"constrained"`` fits labels automatically; ``"fixed"`` uses set margins and draws
+            about 40 ms faster, which live views need (measured in benchmarks/).
+        margins: with ``layout="fixed"``, overrides of :data:`FIXED_MARGINS` (e.g. ``right=0.86``
+            to leave room for a legend outside the axes).
         **subplot_kw: passed to :meth:`Figure.subplots` (e.g. ``sharey=True``).
 
     Returns:
@@ -69,8 +80,15 @@ def figure(nrows: int = 1, ncols: int = 1, *, size="wide", **subplot_kw):
         if size not in SIZES:
             raise ValueError(f"size must be one of {sorted(SIZES)} or a (width, height) pair, got {size!r}")
         size = SIZES[size]
+    if layout not in ("constrained", "fixed"):
+        raise ValueError(f"layout must be 'constrained' or 'fixed', got {layout!r}")
+    unknown = set(margins or {}) - set(FIXED_MARGINS)
+    if unknown:
+        raise ValueError(f"margins must use the keys {sorted(FIXED_MARGINS)}, got {sorted(unknown)}")
     with course_style():
-        fig = Figure(figsize=size, layout="constrained")
+        fig = Figure(figsize=size, layout="constrained" if layout == "constrained" else None)
+        if layout == "fixed":
+            fig.subplots_adjust(**{**FIXED_MARGINS, **(margins or {})})
         axes = fig.subplots(nrows, ncols, **subplot_kw)
     return fig, axes
 
@@ -96,7 +114,7 @@ def show(fig: Figure, *, dpi: int = 100):
 
 
 def plot_client_labels(ax, counts, *, class_names=None, title=None, xlabel="client",
-                       ylabel="examples", legend_title="label", max_clients_labelled=30):
+                       ylabel="examples", legend_title="label", max_clients_labelled=15):
     """Stacked bars: how many examples of each label every client holds.
 
     Args:
@@ -111,12 +129,19 @@ def plot_client_labels(ax, counts, *, class_names=None, title=None, xlabel="clie
         raise ValueError(f"counts must be a 2-D array (num_clients, num_classes), got shape {counts.shape}")
     num_clients, num_classes = counts.shape
     names = [str(c) for c in (class_names if class_names is not None else range(num_classes))]
+    # One PolyCollection instead of num_clients × num_classes bar patches: drawing 500 patches
+    # took ~300 ms, far too slow for a live view; the collection draws in a few ms.
+    tops = np.cumsum(counts, axis=1)
+    bottoms = tops - counts
+    client, cls = np.nonzero(counts)
+    left, right = client - 0.425, client + 0.425
+    low, high = bottoms[client, cls], tops[client, cls]
+    verts = np.stack([np.stack([left, low], 1), np.stack([left, high], 1),
+                      np.stack([right, high], 1), np.stack([right, low], 1)], axis=1)
+    colors = [CLASS_COLORS[c % len(CLASS_COLORS)] for c in cls]
+    ax.add_collection(PolyCollection(verts, facecolors=colors, linewidths=0, label="_bars"))
+    ax.set_ylim(0, max(1, counts.sum(axis=1).max(initial=0)) * 1.04)
     x = np.arange(num_clients)
-    bottom = np.zeros(num_clients)
-    for c in range(num_classes):
-        ax.bar(x, counts[:, c], bottom=bottom, width=0.85, label=names[c],
-               color=CLASS_COLORS[c % len(CLASS_COLORS)], linewidth=0)
-        bottom += counts[:, c]
     step = max(1, int(np.ceil(num_clients / max_clients_labelled)))
     ax.set_xticks(x[::step])
     ax.set_xlim(-0.6, num_clients - 0.4)
@@ -126,5 +151,6 @@ def plot_client_labels(ax, counts, *, class_names=None, title=None, xlabel="clie
     if title:
         ax.set_title(title)
     if num_classes <= len(CLASS_COLORS):
-        ax.legend(title=legend_title, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncols=1 if num_classes <= 10 else 2)
+        handles = [Patch(color=CLASS_COLORS[c], label=names[c]) for c in range(num_classes)]
+        ax.legend(handles=handles, title=legend_title, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax

@@ -193,7 +193,7 @@ def load_diabetes(*, test_size: float = 0.25, seed: int = 0) -> Dataset:
         target_name="progression above median",
         class_names=("below median", "above median"),
         target=torch.as_tensor(raw.target[order], dtype=torch.float32),
-        source="Diabetes data of Efron, Hastie, Johnstone & Tibshirani (2004), via scikit-learn (BSD-3-Clause)",
+        source="Diabetes data of Efron, Hastie, Johnstone & Tibshirani (2004), bundled with scikit-learn; no separate licence stated",
     )
 
 

@@ -1,0 +1,120 @@
+"""Foundation benchmarks: import time, dataset load times, notebook 00's widget re-render time.
+
+Run with ``python3 course.py bench`` (or ``.venv/bin/python benchmarks/bench_foundation.py``).
+Prints tables; every number is measured in this run on this machine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from notebook_namespace import ROOT, notebook_namespace  # noqa: E402
+
+T10K = Path(os.environ.get("DPFL_MNIST_T10K_DIR", ROOT.parent / "shared" / "datasets" / "mnist-t10k"))
+
+
+def table(title, rows, headers):
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(f"\n{title}")
+    print(line.format(*headers))
+    print(line.format(*("-" * w for w in widths)))
+    for row in rows:
+        print(line.format(*row))
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.1f}"
+
+
+def import_times(repeats=5):
+    def run(code):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    base = run("pass")
+    rows = []
+    for code in ["import dpfl_course", "from dpfl_course import data",
+                 "from dpfl_course import data, plotting, widgets"]:
+        rows.append((code, ms(run(code) - base)))
+    table(f"Import time (fresh interpreter, median of {repeats}, interpreter start-up of {ms(base)} ms subtracted)",
+          rows, ["statement", "ms"])
+
+
+def load_times(repeats=5):
+    from dpfl_course import data
+
+    loaders = {
+        "load_digits()": lambda: data.load_digits(),
+        "load_diabetes()": lambda: data.load_diabetes(),
+        "load_breast_cancer()": lambda: data.load_breast_cancer(),
+        "load_synthetic() (30 clients)": lambda: data.load_synthetic(),
+    }
+    if T10K.is_dir():
+        images = (T10K / "t10k-images-idx3-ubyte.gz").read_bytes()
+        loaders["read_idx(MNIST t10k images, 10,000)"] = lambda: data.read_idx(images)
+    rows = []
+    for name, load in loaders.items():
+        load()  # first call warms caches (scikit-learn reads its CSV files)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            result = load()
+            times.append(time.perf_counter() - t)
+        size = repr(result) if hasattr(result, "num_train") else f"array {tuple(result.shape)}"
+        rows.append((name, ms(statistics.median(times)), size))
+    if not T10K.is_dir():
+        rows.append(("read_idx(MNIST t10k)", "skipped", f"{T10K} not found"))
+    table(f"Dataset load time (median of {repeats}, after one warm-up call)", rows, ["loader", "ms", "result"])
+
+
+def widget_times(changes=40):
+    ns = notebook_namespace("00_welcome.ipynb", live=True)
+    view = ns["view"]
+    values = {
+        "num_clients": [5, 10, 20, 50, 2, 35],
+        "alpha": [0.01, 0.1, 1.0, 10.0, 100.0, 0.5],
+    }
+    rows = []
+    for name, cycle in values.items():
+        control = view.controls[name]
+        total, draw, png = [], [], []
+        for value in itertools.islice(itertools.cycle(cycle), changes):
+            if control.value == value:
+                continue
+            t = time.perf_counter()
+            control.value = value  # the observer redraws synchronously, as in the kernel
+            total.append(time.perf_counter() - t)
+            assert view.last_error is None, view.last_error
+            t = time.perf_counter()
+            fig, _ = view.draw()
+            draw.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ns["plotting"].to_png(fig, dpi=view.dpi)
+            png.append(time.perf_counter() - t)
+        p90 = statistics.quantiles(total, n=10)[-1]
+        rows.append((name, len(total), ms(statistics.median(total)), ms(p90), ms(max(total)),
+                     ms(statistics.median(draw)), ms(statistics.median(png))))
+    table("Notebook 00 widget: re-render after a control change (target: median <= 100 ms)", rows,
+          ["control", "changes", "median ms", "p90 ms", "max ms", "render fn ms", "PNG ms"])
+
+
+if __name__ == "__main__":
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
+    import_times()
+    load_times()
+    widget_times()

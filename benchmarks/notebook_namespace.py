@@ -1,0 +1,30 @@
+"""Run a notebook's code cells in a plain namespace, so a benchmark measures the notebook's own
+render functions and views (not copies of them that could drift)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def notebook_namespace(name: str, *, live: bool = True) -> dict:
+    """Execute every code cell of ``notebooks/<name>`` and return the resulting globals.
+
+    ``live=True`` makes the views live (as in JupyterLab), so setting a control redraws.
+    Output the cells print or display is swallowed.
+    """
+    os.environ["DPFL_STATIC_WIDGETS"] = "0" if live else "1"
+    cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
+    namespace: dict = {"__name__": "__notebook__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell in cells:
+            if cell["cell_type"] == "code":
+                source = "".join(cell["source"])
+                if not source.lstrip().startswith(("%", "!")):
+                    exec(compile(source, f"{name}:cell", "exec"), namespace)
+    return namespace
