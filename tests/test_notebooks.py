@@ -39,6 +39,8 @@ def test_outputs_hold_no_error_no_path_no_widget_state(path):
     for cell in code_cells(path):
         for out in cell["outputs"]:
             assert out["output_type"] != "error", f"error saved in {path.name}: {out.get('ename')}"
+            assert out.get("name") != "stderr", \
+                f"stderr saved in {path.name} (a warning? fix it or filter it in the notebook): {''.join(out['text'])[:200]}"
             assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), \
                 "a live widget was saved; execute with DPFL_STATIC_WIDGETS=1 (python3 course.py execute)"
             # text only: base64 image data can spell anything by chance
