@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from notebook_namespace import ROOT, notebook_namespace  # noqa: E402
+from dpfl_course.testing import ROOT, notebook_namespace  # noqa: E402
 
 T10K = Path(os.environ.get("DPFL_MNIST_T10K_DIR", ROOT.parent / "shared" / "datasets" / "mnist-t10k"))
 

@@ -42,8 +42,19 @@ _STYLE = {"description_width": "initial"}
 _LAYOUT = {"width": "340px"}
 
 
+def _check_bounds(value, low, high, step):
+    # ipywidgets would silently clamp a default outside its range; a notebook bug should be loud.
+    if not low < high:
+        raise ValueError(f"min must be below max, got min={low}, max={high}")
+    if not low <= value <= high:
+        raise ValueError(f"value must be in [min, max] = [{low}, {high}], got {value}")
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got {step}")
+
+
 def int_slider(description: str, value: int, min: int, max: int, step: int = 1) -> W.IntSlider:
     """An integer slider in [min, max]."""
+    _check_bounds(value, min, max, step)
     return W.IntSlider(value=value, min=min, max=max, step=step, description=description,
                        continuous_update=False, style=_STYLE, layout=W.Layout(**_LAYOUT))
 
@@ -51,6 +62,7 @@ def int_slider(description: str, value: int, min: int, max: int, step: int = 1) 
 def float_slider(description: str, value: float, min: float, max: float, step: float,
                  readout_format: str = ".2f") -> W.FloatSlider:
     """A float slider in [min, max]."""
+    _check_bounds(value, min, max, step)
     return W.FloatSlider(value=value, min=min, max=max, step=step, description=description,
                          readout_format=readout_format, continuous_update=False,
                          style=_STYLE, layout=W.Layout(**_LAYOUT))
@@ -59,6 +71,7 @@ def float_slider(description: str, value: float, min: float, max: float, step: f
 def log_slider(description: str, value: float, min_exp: float, max_exp: float,
                step: float = 0.1, readout_format: str = ".3g") -> W.FloatLogSlider:
     """A slider over 10**min_exp .. 10**max_exp, for ε, α and other scale parameters."""
+    _check_bounds(value, 10.0 ** min_exp, 10.0 ** max_exp, step)
     return W.FloatLogSlider(value=value, base=10, min=min_exp, max=max_exp, step=step,
                             description=description, readout_format=readout_format,
                             continuous_update=False, style=_STYLE, layout=W.Layout(**_LAYOUT))

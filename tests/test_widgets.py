@@ -66,6 +66,17 @@ def test_sliders_are_bounded():
     assert log.value == pytest.approx(100)
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: widgets.int_slider("K", 60, 2, 50), "value must be in"),
+    (lambda: widgets.int_slider("K", 5, 50, 2), "min must be below max"),
+    (lambda: widgets.float_slider("x", 0.5, 0, 1, 0), "step must be > 0"),
+    (lambda: widgets.log_slider("alpha", 1000, -2, 2), "value must be in"),
+])
+def test_slider_factories_reject_defaults_outside_their_range(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_widget_box_holds_controls_image_and_summary(live):
     view = make_view()
     box = view.widget

@@ -1,5 +1,8 @@
-"""Run a notebook's code cells in a plain namespace, so a benchmark measures the notebook's own
-render functions and views (not copies of them that could drift)."""
+"""Helpers for testing and benchmarking the course itself (like ``numpy.testing``).
+
+:func:`notebook_namespace` runs a notebook's code cells in a plain namespace, so tests and
+benchmarks exercise the notebook's own render functions and views, not copies that could drift.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the course folder (an editable install)
 
 
 def notebook_namespace(name: str, *, live: bool = True) -> dict:
@@ -17,6 +20,7 @@ def notebook_namespace(name: str, *, live: bool = True) -> dict:
 
     ``live=True`` makes the views live (as in JupyterLab), so setting a control redraws.
     Output the cells print or display is swallowed.
+    Sets ``DPFL_STATIC_WIDGETS`` in this process accordingly (tests use ``monkeypatch``).
     """
     os.environ["DPFL_STATIC_WIDGETS"] = "0" if live else "1"
     cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
