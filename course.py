@@ -103,6 +103,8 @@ def notebook_env() -> dict:
 def cmd_lab(args: list[str]) -> int:
     python = ensure_environment()
     say(f"opening JupyterLab on {FIRST_NOTEBOOK} (stop it with Ctrl+C)")
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
+        args = [*args, "--allow-root"]  # containers often run as root; Jupyter refuses without it
     return run([python, "-m", "jupyterlab", FIRST_NOTEBOOK, *args])
 
 
@@ -110,10 +112,13 @@ def cmd_test(args: list[str]) -> int:
     python = ensure_environment()
     # One pytest run: unit tests, the package's doctests and strict nbval on every notebook.
     # --dist loadfile keeps each notebook's cells on one worker (they share a kernel).
+    # Paths given on the command line replace the default ones; options are added.
+    paths_given = any((ROOT / a.split("::")[0]).exists() for a in args if not a.startswith("-"))
+    defaults = [] if paths_given else ["tests", "dpfl_course", "notebooks"]
     cmd = [python, "-m", "pytest", "-n", "2", "--dist", "loadfile",
            "--doctest-modules", "--nbval", "--nbval-current-env",
            "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "--nbval-cell-timeout", "300",
-           "tests", "dpfl_course", "notebooks", *args]
+           *args, *defaults]
     return run(cmd, env=notebook_env())
 
 
