@@ -144,5 +144,5 @@ def load_synthetic(
         target_name="class",
         class_names=tuple(str(c) for c in range(num_classes)),
         clients=tuple(clients),
-        source="generated locally: Synthetic(alpha, beta) of Li et al. 2020 (FedProx), as in LEAF (BSD-2-Clause)",
+        source="generated locally by the course's code, following Synthetic(alpha, beta) of Li et al. 2020 (FedProx) and LEAF",
     )
