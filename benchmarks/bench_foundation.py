@@ -1,4 +1,4 @@
-"""Foundation benchmarks: import time, dataset load times, notebook 00's widget re-render time.
+"""Foundation benchmarks: import time and dataset load times (widget re-render times: bench_widgets.py).
 
 Run with ``python3 course.py bench`` (or ``.venv/bin/python benchmarks/bench_foundation.py``).
 Prints tables; every number is measured in this run on this machine.
@@ -6,8 +6,6 @@ Prints tables; every number is measured in this run on this machine.
 
 from __future__ import annotations
 
-import gzip
-import itertools
 import os
 import statistics
 import subprocess
@@ -16,7 +14,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-from dpfl_course.testing import ROOT, notebook_namespace  # noqa: E402
+from dpfl_course.testing import ROOT  # noqa: E402
 
 T10K = Path(os.environ.get("DPFL_MNIST_T10K_DIR", ROOT.parent / "shared" / "datasets" / "mnist-t10k"))
 
@@ -80,39 +78,7 @@ def load_times(repeats=5):
     table(f"Dataset load time (median of {repeats}, after one warm-up call)", rows, ["loader", "ms", "result"])
 
 
-def widget_times(changes=40):
-    ns = notebook_namespace("00_welcome.ipynb", live=True)
-    view = ns["view"]
-    values = {
-        "num_clients": [5, 10, 20, 50, 2, 35],
-        "alpha": [0.01, 0.1, 1.0, 10.0, 100.0, 0.5],
-    }
-    rows = []
-    for name, cycle in values.items():
-        control = view.controls[name]
-        total, draw, png = [], [], []
-        for value in itertools.islice(itertools.cycle(cycle), changes):
-            if control.value == value:
-                continue
-            t = time.perf_counter()
-            control.value = value  # the observer redraws synchronously, as in the kernel
-            total.append(time.perf_counter() - t)
-            assert view.last_error is None, view.last_error
-            t = time.perf_counter()
-            fig, _ = view.draw()
-            draw.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            ns["plotting"].to_png(fig, dpi=view.dpi)
-            png.append(time.perf_counter() - t)
-        p90 = statistics.quantiles(total, n=10)[-1]
-        rows.append((name, len(total), ms(statistics.median(total)), ms(p90), ms(max(total)),
-                     ms(statistics.median(draw)), ms(statistics.median(png))))
-    table("Notebook 00 widget: re-render after a control change (target: median <= 100 ms)", rows,
-          ["control", "changes", "median ms", "p90 ms", "max ms", "render fn ms", "PNG ms"])
-
-
 if __name__ == "__main__":
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
     import_times()
     load_times()
-    widget_times()
