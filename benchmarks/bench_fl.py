@@ -1,0 +1,104 @@
+"""Federated-learning benchmarks: vectorised vs sequential engine, and notebook 04's widget re-run.
+
+Run with ``.venv/bin/python benchmarks/bench_fl.py`` (OMP_NUM_THREADS=1 is set here). Prints
+tables; every number is measured in this run on this machine. The engines are timed alternately,
+so that load from other processes on a shared machine hits both alike; medians are reported.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+from dpfl_course import data, fl  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def table(title, rows, headers):
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(f"\n{title}")
+    print(line.format(*headers))
+    print(line.format(*("-" * w for w in widths)))
+    for row in rows:
+        print(line.format(*row))
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.1f}"
+
+
+def digits_clients(num_clients, *, alpha=None, seed=0):
+    ds = data.load_digits()
+    labels = ds.y_train.numpy()
+    parts = (data.partition_iid(labels, num_clients, seed=seed) if alpha is None
+             else data.partition_dirichlet(labels, num_clients, alpha=alpha, seed=seed))
+    return ds, fl.make_client_data(ds.X_train, ds.y_train, parts)
+
+
+MODELS = {
+    "logreg 64->10": lambda: fl.LogisticRegression(64, 10),
+    "MLP 64->32->10": lambda: fl.MLP(64, 32, 10),
+}
+
+
+def engine_speed(repeats=7, num_rounds=5):
+    """Time per round of each engine, all clients taking part, IID digits split."""
+    rows = []
+    for num_clients in (10, 100):
+        _, clients = digits_clients(num_clients)
+        for model_name, make_model in MODELS.items():
+            for local_epochs in (1, 5):
+                strategy = fl.FedAvg(clients_per_round=num_clients, local_epochs=local_epochs, batch_size=10, lr=0.1)
+                model = make_model()
+                times = {"sequential": [], "vectorised": []}
+                for engine in times:  # warm-up (first calls build caches)
+                    fl.run_federated(model, clients, strategy, num_rounds=1, engine=engine)
+                for _ in range(repeats):
+                    for engine in times:
+                        t = time.perf_counter()
+                        fl.run_federated(model, clients, strategy, num_rounds=num_rounds, engine=engine)
+                        times[engine].append((time.perf_counter() - t) / num_rounds)
+                seq, vec = statistics.median(times["sequential"]), statistics.median(times["vectorised"])
+                rows.append((num_clients, model_name, local_epochs, ms(seq), ms(vec), f"{seq / vec:.1f}x"))
+    table(f"Engine speed on digits (IID split, every client every round, batch 10, lr 0.1; ms per round, "
+          f"median of {repeats} runs of {num_rounds} rounds; target: >= 10x at 100 clients)", rows,
+          ["clients", "model", "local epochs", "sequential ms", "vectorised ms", "speed-up"])
+
+
+def widget_rerun(repeats=9):
+    """One re-run of notebook 04's demo at its default: FedAvg curve over 20 rounds with test accuracy."""
+    rows = []
+    for model_name, make_model in MODELS.items():
+        for engine in ("vectorised", "sequential"):
+            ds, clients = digits_clients(10, alpha=0.5)
+            strategy = fl.FedAvg(fraction_fit=0.5, local_epochs=2, batch_size=10, lr=0.1)
+            model = make_model()
+            times, accuracy = [], []
+            for r in range(repeats + 1):
+                t = time.perf_counter()
+                _, history = fl.run_federated(model, clients, strategy, num_rounds=20, engine=engine,
+                                              test_data=(ds.X_test, ds.y_test), seed=r)
+                if r:  # the first run is a warm-up
+                    times.append(time.perf_counter() - t)
+                    accuracy.append(history.last("test_accuracy"))
+            p90 = statistics.quantiles(times, n=10)[-1]
+            rows.append((model_name, engine, ms(statistics.median(times)), ms(p90),
+                         f"{statistics.median(accuracy):.3f} ({min(accuracy):.3f}-{max(accuracy):.3f})"))
+    table(f"Notebook 04 widget re-run: 10 clients (Dirichlet alpha=0.5), fraction_fit 0.5, 2 local epochs, "
+          f"batch 10, lr 0.1, 20 rounds, test accuracy every round (median of {repeats} runs, seeds 1..{repeats}; "
+          f"target: median <= 1000 ms)",
+          rows, ["model", "engine", "median ms", "p90 ms", "final test accuracy: median (range over seeds)"])
+
+
+if __name__ == "__main__":
+    print(f"Python {sys.version.split()[0]}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
+          f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
+    engine_speed()
+    widget_rerun()

@@ -1,0 +1,53 @@
+"""Federated learning from scratch, in the shape of Flower.
+
+A client's local training returns ``(parameters, num_examples, metrics)``; a :class:`Strategy`
+chooses clients (``configure_fit``) and combines their results (``aggregate_fit``);
+:func:`run_federated` plays the rounds with a readable sequential engine or a vectorised one
+(``torch.func``) that gives the same model faster.
+
+>>> import torch
+>>> from dpfl_course import fl
+>>> g = torch.Generator().manual_seed(0)
+>>> X, y = torch.randn(60, 4, generator=g), torch.randint(0, 3, (60,), generator=g)
+>>> clients = fl.make_client_data(X, y, [range(0, 20), range(20, 60)])
+>>> params, history = fl.run_federated(fl.LogisticRegression(4, 3), clients, fl.FedAvg(lr=0.1),
+...                                    num_rounds=2, test_data=(X, y))
+>>> history["clients_succeeded"]
+[0, 2, 2]
+"""
+
+from dpfl_course.fl.aggregate import weighted_average
+from dpfl_course.fl.client import (
+    Client,
+    FitRes,
+    batch_schedule,
+    client_seed,
+    epoch_permutations,
+    evaluate,
+    train_local,
+)
+from dpfl_course.fl.client_data import check_client_data, make_client_data
+from dpfl_course.fl.fedavg import FedAvg, FedSGD, sample_clients
+from dpfl_course.fl.fedprox import FedProx
+from dpfl_course.fl.history import History
+from dpfl_course.fl.models import MLP, LogisticRegression, init_parameters
+from dpfl_course.fl.parameters import (
+    get_parameters,
+    parameter_bytes,
+    parameters_to_vector,
+    set_parameters,
+    vector_to_parameters,
+)
+from dpfl_course.fl.sequential import SequentialEngine
+from dpfl_course.fl.simulation import ENGINES, run_federated, train_client_by_client
+from dpfl_course.fl.strategy import Strategy, StrategyWrapper
+from dpfl_course.fl.vectorised import VectorisedEngine
+
+__all__ = [
+    "ENGINES", "Client", "FedAvg", "FedProx", "FedSGD", "FitRes", "History", "LogisticRegression", "MLP",
+    "SequentialEngine", "Strategy", "StrategyWrapper", "VectorisedEngine", "batch_schedule", "check_client_data", "client_seed",
+    "epoch_permutations",
+    "evaluate", "get_parameters", "init_parameters", "make_client_data", "parameter_bytes",
+    "parameters_to_vector", "run_federated", "sample_clients", "set_parameters", "train_client_by_client",
+    "train_local", "vector_to_parameters", "weighted_average",
+]

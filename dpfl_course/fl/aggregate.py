@@ -1,0 +1,82 @@
+"""Weighted averaging of client parameters: the aggregation step of FedAvg, as a pure function."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["weighted_average"]
+
+
+def weighted_average(results) -> list[torch.Tensor]:
+    """Average clients' parameters, each client weighted by its number of examples.
+
+    Computes, tensor by tensor, ``sum_k n_k * w_k / sum_k n_k``. The sum is accumulated in float64
+    and the result cast back to the clients' dtype, so the average of float32 tensors is the exact
+    weighted mean rounded once (averaging identical tensors returns them bit for bit).
+
+    Args:
+        results: a non-empty list of ``(parameters, num_examples)`` pairs, where ``parameters`` is a
+            list of tensors (same length, shapes and dtype for every client) and ``num_examples``
+            an integer >= 1.
+
+    Returns:
+        A list of new tensors, the weighted mean of each position.
+
+    Raises:
+        ValueError: if ``results`` is empty, a ``num_examples`` is not an integer >= 1, or the
+            clients' tensors differ in number, shape or dtype.
+
+    >>> a = [torch.tensor([0.0, 2.0])]
+    >>> b = [torch.tensor([3.0, 2.0])]
+    >>> weighted_average([(a, 1), (b, 2)])
+    [tensor([2., 2.])]
+    """
+    if not isinstance(results, (list, tuple)) or len(results) == 0:
+        raise ValueError("results must be a non-empty list of (parameters, num_examples) pairs, got none")
+    weights = []
+    first = signature = None
+    for k, item in enumerate(results):
+        try:
+            params, n = item
+        except (TypeError, ValueError):
+            raise ValueError(f"results[{k}] must be a (parameters, num_examples) pair") from None
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"results[{k}] num_examples must be an integer in [1, inf), got {n!r}")
+        params = list(params)
+        if first is None:
+            first = params
+            if len(first) == 0:
+                raise ValueError("results[0] parameters must hold at least one tensor")
+            for j, p in enumerate(first):
+                if not isinstance(p, torch.Tensor):
+                    raise ValueError(f"results[0] parameters[{j}] must be a torch.Tensor, got {type(p).__name__}")
+            signature = [(p.shape, p.dtype) for p in first]
+        else:
+            try:
+                same = [(p.shape, p.dtype) for p in params] == signature
+            except AttributeError:
+                same = False
+            if not same:
+                _explain_mismatch(k, params, first)
+        weights.append(int(n))
+    w = torch.tensor(weights, dtype=torch.float64)
+    total = w.sum()
+    out = []
+    for j, ref in enumerate(first):
+        stacked = torch.stack([item[0][j] for item in results]).to(torch.float64)
+        mean = torch.tensordot(w, stacked, dims=1) / total
+        out.append(mean.to(ref.dtype))
+    return out
+
+
+def _explain_mismatch(k: int, params: list, first: list) -> None:
+    """Raise the ValueError that says how results[k]'s tensors differ from results[0]'s."""
+    if len(params) != len(first):
+        raise ValueError(f"results[{k}] parameters must hold {len(first)} tensors like results[0], got {len(params)}")
+    for j, (p, q) in enumerate(zip(params, first)):
+        if not isinstance(p, torch.Tensor):
+            raise ValueError(f"results[{k}] parameters[{j}] must be a torch.Tensor, got {type(p).__name__}")
+        if p.shape != q.shape or p.dtype != q.dtype:
+            raise ValueError(f"results[{k}] parameters[{j}] must have shape {tuple(q.shape)} and dtype {q.dtype} "
+                             f"like results[0], got {tuple(p.shape)} {p.dtype}")

@@ -1,0 +1,210 @@
+"""A client: its local data and local training, returning (parameters, num_examples, metrics).
+
+This is the readable, one-client-at-a-time version of local training: load the global
+parameters, run ``local_epochs`` of minibatch SGD on the local data, send the parameters back.
+The shape follows Flower's ``NumPyClient.fit(parameters, config)``; the config keys are:
+
+- ``"local_epochs"`` (int >= 1), ``"batch_size"`` (int >= 1; 0 (what FedAvg sends, a config
+  holds numbers) or None means the whole local dataset, i.e. one full-batch step per epoch),
+  ``"lr"`` (float > 0),
+- ``"proximal_mu"`` (float >= 0, FedProx's μ; 0 or absent means plain local SGD),
+- ``"seed"`` (int): seeds this client's generator for shuffling in this round; the simulation
+  engines set it to :func:`client_seed` (seed, server_round, client id).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dpfl_course._validate import check_finite, check_int
+from dpfl_course.fl.parameters import get_parameters, set_parameters
+
+__all__ = ["FitRes", "Client", "client_seed", "epoch_permutations", "batch_schedule", "train_local", "evaluate"]
+
+
+class FitRes(NamedTuple):
+    """What a client sends back after local training (Flower's ``FitRes``)."""
+
+    parameters: list[torch.Tensor]
+    num_examples: int
+    metrics: dict
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    """One step of the SplitMix64 mixer (Steele et al. 2014): a cheap, well-spread 64-bit hash."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def client_seed(seed: int, server_round: int, cid: int) -> int:
+    """The seed of client ``cid``'s shuffling generator in round ``server_round`` of run ``seed``.
+
+    A SplitMix64 hash of the triple, so that nearby (seed, round, client) triples give unrelated
+    streams; both simulation engines use it, so they draw identical minibatches. The result is in
+    [0, 2**63) and suits ``torch.Generator().manual_seed``.
+
+    >>> client_seed(0, 1, 3) == client_seed(0, 1, 3) != client_seed(0, 2, 3)
+    True
+    """
+    for name, v in (("seed", seed), ("server_round", server_round), ("cid", cid)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            check_int(name, v, low=0)  # raises the usual message
+    h = _splitmix64(int(seed) & _MASK64)
+    h = _splitmix64(h ^ int(server_round))
+    return _splitmix64(h ^ int(cid)) >> 1
+
+
+def epoch_permutations(num_examples: int, local_epochs: int, generator: torch.Generator) -> torch.Tensor:
+    """The order in which local training visits the examples: one random permutation per epoch.
+
+    Returns:
+        An int64 tensor of shape (local_epochs, num_examples), drawn with ``torch.randperm`` from
+        ``generator`` one epoch after the other. Both simulation engines cut these rows into
+        minibatches the same way (:func:`batch_schedule`), so they train on the same batches.
+
+    >>> epoch_permutations(4, 2, torch.Generator().manual_seed(0)).shape
+    torch.Size([2, 4])
+    """
+    if not (isinstance(num_examples, int) and num_examples >= 1):
+        num_examples = check_int("num_examples", num_examples, low=1)
+    if not (isinstance(local_epochs, int) and local_epochs >= 1):
+        local_epochs = check_int("local_epochs", local_epochs, low=1)
+    if local_epochs == 1:
+        return torch.randperm(num_examples, generator=generator).unsqueeze(0)
+    return torch.stack([torch.randperm(num_examples, generator=generator) for _ in range(local_epochs)])
+
+
+def batch_schedule(num_examples: int, *, local_epochs: int, batch_size: int | None,
+                   generator: torch.Generator) -> list[torch.Tensor]:
+    """The minibatches of local training: each epoch's permutation cut into consecutive batches.
+
+    The last batch of an epoch is smaller when ``batch_size`` does not divide ``num_examples``
+    (nothing is dropped). ``batch_size=None`` means one batch of all examples per epoch.
+
+    Returns:
+        A list of int64 index tensors, one per SGD step, in order.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> [len(b) for b in batch_schedule(5, local_epochs=2, batch_size=2, generator=g)]
+    [2, 2, 1, 2, 2, 1]
+    """
+    size = num_examples if batch_size is None else check_int("batch_size", batch_size, low=1)
+    steps = []
+    for perm in epoch_permutations(num_examples, local_epochs, generator):
+        steps.extend(perm.split(size))
+    return steps
+
+
+def train_local(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, *,
+                local_epochs: int = 1, batch_size: int | None = 10, lr: float = 0.1, proximal_mu: float = 0.0,
+                generator: torch.Generator) -> FitRes:
+    """Local training at one client: start from ``parameters``, run minibatch SGD, return the result.
+
+    Each step minimises the mean cross-entropy of the batch plus, for FedProx, the proximal term
+    ``proximal_mu / 2 * ||w - w_global||^2`` that keeps the local model near the global one.
+    ``model`` is used as scratch space: its parameters are overwritten.
+
+    Args:
+        model: the architecture (its current weights are ignored).
+        parameters: the global parameters to start from (not modified).
+        X, y: the client's examples (float features, int64 labels).
+        local_epochs: passes over the local data.
+        batch_size: examples per step; None means one full-batch step per epoch (FedSGD).
+        lr: SGD step size.
+        proximal_mu: FedProx's μ >= 0.
+        generator: a ``torch.Generator`` for the shuffling.
+
+    Returns:
+        ``FitRes(parameters, num_examples, {"train_loss": ...})``, the train loss being the mean
+        cross-entropy over every example seen during local training (without the proximal term).
+
+    Raises:
+        ValueError: for an empty client or hyperparameters out of range.
+    """
+    lr = check_finite("lr", lr, low=0, low_open=True)
+    proximal_mu = check_finite("proximal_mu", proximal_mu, low=0)
+    if len(X) == 0:
+        raise ValueError("X must hold at least one example (an empty client cannot train)")
+    steps = batch_schedule(len(X), local_epochs=local_epochs, batch_size=batch_size, generator=generator)
+    set_parameters(model, parameters)
+    anchor = [p.detach() for p in parameters]
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    loss_sum, seen = 0.0, 0
+    for batch in steps:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(X[batch]), y[batch])
+        objective = loss
+        if proximal_mu > 0:
+            proximal = sum(((w - w0) ** 2).sum() for w, w0 in zip(model.parameters(), anchor))
+            objective = loss + proximal_mu / 2 * proximal
+        objective.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(batch)
+        seen += len(batch)
+    return FitRes(get_parameters(model), len(X), {"train_loss": loss_sum / seen})
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``parameters`` (loaded into ``model``) on ``(X, y)``.
+
+    Uses ``torch.func.functional_call``, so ``model``'s own weights are left untouched.
+
+    >>> m = nn.Linear(2, 2)
+    >>> loss, acc = evaluate(m, [torch.eye(2), torch.zeros(2)], torch.eye(2), torch.tensor([0, 1]))
+    >>> round(loss, 4), acc
+    (0.3133, 1.0)
+    """
+    if len(X) == 0:
+        raise ValueError("X must hold at least one example to evaluate on")
+    names = [n for n, _ in model.named_parameters()]
+    logits = torch.func.functional_call(model, dict(zip(names, parameters)), (X,))
+    loss = F.cross_entropy(logits, y).item()
+    accuracy = (logits.argmax(1) == y).double().mean().item()
+    return loss, accuracy
+
+
+class Client:
+    """One client of the simulation: an id, its data, and a model to train on (Flower's ``NumPyClient``).
+
+    >>> c = Client(0, torch.zeros(4, 3), torch.tensor([0, 1, 0, 1]), nn.Linear(3, 2))
+    >>> res = c.fit(c.get_parameters(), {"local_epochs": 1, "batch_size": 2, "lr": 0.1, "seed": 0})
+    >>> res.num_examples
+    4
+    """
+
+    def __init__(self, cid: int, X: torch.Tensor, y: torch.Tensor, model: nn.Module):
+        self.cid = check_int("cid", cid, low=0)
+        if len(X) == 0:
+            raise ValueError(f"client {cid}: X must hold at least one example (an empty client cannot train)")
+        self.X, self.y, self.model = X, y, model
+
+    def get_parameters(self) -> list[torch.Tensor]:
+        """The parameters of this client's model."""
+        return get_parameters(self.model)
+
+    def fit(self, parameters: list[torch.Tensor], config: dict) -> FitRes:
+        """Train locally from ``parameters`` as ``config`` says (keys in the module docstring)."""
+        batch_size = config.get("batch_size", 10)
+        generator = torch.Generator().manual_seed(int(config.get("seed", 0)))
+        return train_local(self.model, parameters, self.X, self.y,
+                           local_epochs=int(config.get("local_epochs", 1)),
+                           batch_size=None if batch_size in (0, None) else int(batch_size),
+                           lr=float(config.get("lr", 0.1)),
+                           proximal_mu=float(config.get("proximal_mu", 0.0)),
+                           generator=generator)
+
+    def evaluate(self, parameters: list[torch.Tensor], config: dict | None = None) -> tuple[float, int, dict]:
+        """Loss, number of examples and ``{"accuracy": ...}`` of ``parameters`` on this client's data."""
+        loss, accuracy = evaluate(self.model, parameters, self.X, self.y)
+        return loss, len(self.X), {"accuracy": accuracy}

@@ -1,0 +1,185 @@
+"""The vectorised simulation engine: every sampled client trains at once, as one batched computation.
+
+The K sampled clients' parameters are stacked along a new first dimension; one SGD step of all of
+them is one forward pass, ``torch.func.functional_call`` vmapped over the clients, and one
+backward pass. Clients hold different numbers of examples, so their minibatches are padded to a
+common shape (K, steps, batch) with a mask: padded examples weigh nothing in the loss, and a
+client that has run out of steps does not move. The minibatches are exactly those of the
+sequential engine (the same :func:`~dpfl_course.fl.client.epoch_permutations` from the same
+per-client seeds, cut into the same batches), so both engines compute the same model up to
+floating-point rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from dpfl_course._validate import check_finite, check_int
+from dpfl_course.fl.client import FitRes, epoch_permutations
+from dpfl_course.fl.client_data import check_client_data
+
+__all__ = ["VectorisedEngine"]
+
+
+class VectorisedEngine:
+    """Trains all instructed clients at once with ``torch.func`` (for small models).
+
+    Understands the same fit config as :class:`~dpfl_course.fl.client.Client` (``local_epochs``,
+    ``batch_size``, ``lr``, ``proximal_mu``, ``seed``), per client.
+
+    To change what a client does in one step (e.g. clip and noise per-example gradients for local
+    DP-SGD), override :meth:`client_step`, which sees all clients' stacked tensors at once; during
+    :meth:`fit`, ``self.instructions`` holds the round's ``(cid, config)`` list (row k of every
+    stacked tensor is client ``self.instructions[k][0]``, and ``config["seed"]`` can seed its noise).
+
+    Args:
+        model: the architecture (its weights are not used; parameters are passed to :meth:`fit`).
+        client_data: list of ``(X, y)`` pairs, one per client.
+        use_forward_stacked: when the model has a ``forward_stacked(params, X)`` method (the
+            course's :class:`~dpfl_course.fl.LogisticRegression` and :class:`~dpfl_course.fl.MLP`
+            do), use it instead of ``vmap(functional_call)``: same maths, less overhead per step.
+    """
+
+    def __init__(self, model: nn.Module, client_data, *, use_forward_stacked: bool = True):
+        client_data = check_client_data(client_data)
+        self.model = model
+        self.names = [n for n, _ in model.named_parameters()]
+        self.sizes = [len(X) for X, _ in client_data]
+        self.offsets = torch.tensor([0] + self.sizes[:-1]).cumsum(0).tolist()
+        self.X = torch.cat([X for X, _ in client_data])
+        self.y = torch.cat([y for _, y in client_data])
+        stacked = getattr(model, "forward_stacked", None) if use_forward_stacked else None
+        self._forward = stacked or vmap(lambda params, X: functional_call(self.model, params, (X,)))
+
+    @property
+    def num_clients(self) -> int:
+        return len(self.sizes)
+
+    def _logits(self, params: dict, X: torch.Tensor) -> torch.Tensor:
+        """Every client's model on its own batch: ``functional_call`` vmapped over the clients
+        (or the model's own ``forward_stacked``)."""
+        return self._forward(params, X)
+
+    def client_step(self, params: dict, X, y, mask, anchor: dict, mu, lr_active):
+        """One SGD step of every client: ``params`` maps names to stacked (K, ...) tensors.
+
+        The clients' parameters are independent, so the gradient of the sum of their batch losses
+        with respect to the stacked parameters holds each client's own gradient in its slice: one
+        backward pass serves all clients. The proximal term's gradient μ(w − w_global) is added
+        in closed form.
+
+        Args:
+            X, y, mask: this step's padded batches, shapes (K, B, d), (K, B), (K, B).
+            anchor: the global parameters (unstacked), for the proximal term.
+            mu: FedProx's μ per client, shape (K,), or None when it is 0 for every client.
+            lr_active: step size per client, 0 for a client with no batch at this step, shape (K,).
+
+        Returns:
+            The stacked parameters after the step (updated in place), and the sum of this step's
+            cross-entropies per client, shape (K,).
+        """
+        with torch.enable_grad():
+            leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
+            logits = self._logits(leaves, X)
+            losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view_as(mask) * mask
+            loss_sums = losses.sum(1)
+            per_client = loss_sums / mask.sum(1).clamp(min=1.0)
+            grads = torch.autograd.grad(per_client.sum(), list(leaves.values()))
+        with torch.no_grad():  # in place: fresh (K, ...) tensors every step would cost page faults
+            for (n, p), g in zip(params.items(), grads):
+                shape = (-1,) + (1,) * (p.ndim - 1)
+                if mu is not None:
+                    g.addcmul_(mu.view(shape), p - anchor[n])
+                p.addcmul_(lr_active.view(shape), g, value=-1.0)
+        return params, loss_sums.detach()
+
+    def _schedule(self, instructions):
+        """Padded global example indices (K, S, B), -1 marking padding, from each client's config.
+
+        Client k's epochs are its :func:`epoch_permutations`, each cut into consecutive batches of
+        its batch size b_k exactly as :func:`batch_schedule` does: element j of epoch e goes to
+        step e * ceil(n_k / b_k) + j // b_k, slot j % b_k. All clients are padded to the most
+        steps S and the largest batch B. The positions are computed for all clients at once.
+        """
+        perms, sizes, batch_sizes, epochs, cids, lrs, mus = [], [], [], [], [], [], []
+        for cid, config in instructions:
+            if isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid < self.num_clients:
+                raise ValueError(f"client id must be in [0, {self.num_clients - 1}], got {cid}")
+            n = self.sizes[cid]
+            batch_size = config.get("batch_size", 10)
+            batch_size = n if batch_size in (0, None) else int(batch_size)
+            if batch_size < 1:
+                check_int("batch_size", batch_size, low=1)
+            local_epochs = int(config.get("local_epochs", 1))
+            generator = torch.Generator().manual_seed(int(config.get("seed", 0)))
+            perms.append(epoch_permutations(n, local_epochs, generator).reshape(-1))
+            sizes.append(n)
+            batch_sizes.append(min(batch_size, n))
+            epochs.append(local_epochs)
+            cids.append(cid)
+            lrs.append(config.get("lr", 0.1))
+            mus.append(config.get("proximal_mu", 0.0))
+        lr, mu = self._check_rates(lrs, mus)
+        n = torch.tensor(sizes)
+        b = torch.tensor(batch_sizes)
+        e = torch.tensor(epochs)
+        steps_per_epoch = (n + b - 1) // b
+        K, S, B = len(cids), int((steps_per_epoch * e).max()), int(b.max())
+        lengths = n * e  # examples visited per client
+        total = int(lengths.sum())
+        owner = torch.repeat_interleave(torch.arange(K), lengths)
+        start = torch.cumsum(lengths, 0) - lengths
+        within = torch.arange(total) - start[owner]  # position in the client's visit sequence
+        n_o, b_o = n[owner], b[owner]
+        epoch, j = within // n_o, within % n_o
+        step = epoch * steps_per_epoch[owner] + j // b_o
+        flat = (owner * S + step) * B + j % b_o
+        offsets = torch.tensor([self.offsets[c] for c in cids])
+        index = torch.full((K * S * B,), -1, dtype=torch.int64)
+        index[flat] = torch.cat(perms) + offsets[owner]
+        return index.view(K, S, B), lr, mu
+
+    @staticmethod
+    def _check_rates(lrs, mus):
+        """lr > 0 and proximal_mu >= 0 per client, as tensors (mu None when all are 0)."""
+        try:
+            lr = torch.tensor(lrs, dtype=torch.float32)
+            mu = torch.tensor(mus, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            lr = mu = None
+        if lr is None or not (torch.isfinite(lr).all() and (lr > 0).all()):
+            for v in lrs:
+                check_finite("lr", v, low=0, low_open=True)
+        if mu is None or not (torch.isfinite(mu).all() and (mu >= 0).all()):
+            for v in mus:
+                check_finite("proximal_mu", v, low=0)
+        return lr, (mu if bool((mu > 0).any()) else None)
+
+    @torch.no_grad()
+    def fit(self, parameters: list[torch.Tensor], instructions: list[tuple[int, dict]]) -> list[tuple[int, FitRes]]:
+        """Each instructed client trains from ``parameters`` with its config; results in the same order."""
+        if not instructions:
+            return []
+        self.instructions = list(instructions)
+        index, lr, mu = self._schedule(instructions)
+        K, S, _ = index.shape
+        # Step-major (S, K, B) copies: each step's slice is contiguous, nothing is copied in the loop.
+        steps_first = index.transpose(0, 1).contiguous()
+        mask = (steps_first >= 0).to(self.X.dtype)
+        safe = steps_first.clamp(min=0)
+        Xb, yb = self.X[safe], self.y[safe]
+        lr_active = (mask.sum(2) > 0).to(lr.dtype) * lr  # (S, K); 0 once a client has no batch left
+        anchor = dict(zip(self.names, parameters))
+        params = {n: p.unsqueeze(0).expand(K, *p.shape).clone() for n, p in anchor.items()}
+        loss_sum = torch.zeros(K, dtype=torch.float64)
+        for s in range(S):
+            params, step_loss = self.client_step(params, Xb[s], yb[s], mask[s], anchor, mu, lr_active[s])
+            loss_sum += step_loss
+        seen = mask.sum((0, 2)).double()
+        train_loss = (loss_sum / seen).tolist()
+        per_client = zip(*(params[n].unbind(0) for n in self.names))
+        return [(cid, FitRes(list(p), self.sizes[cid], {"train_loss": loss}))
+                for (cid, _), p, loss in zip(instructions, per_client, train_loss)]

@@ -1,0 +1,116 @@
+"""Tests for dpfl_course.fl.client: seeds, batch schedules, local training, evaluation, validation."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dpfl_course import fl
+
+from .conftest import make_clients
+
+
+def test_client_seeds_are_deterministic_and_distinct():
+    seeds = {fl.client_seed(s, r, c) for s in range(3) for r in range(1, 20) for c in range(50)}
+    assert len(seeds) == 3 * 19 * 50
+    assert fl.client_seed(7, 3, 2) == fl.client_seed(7, 3, 2)
+    assert all(0 <= s < 2**63 for s in seeds)
+    with pytest.raises(ValueError, match="cid"):
+        fl.client_seed(0, 1, -1)
+
+
+@pytest.mark.parametrize("n, epochs, batch", [(10, 1, 3), (7, 3, 7), (5, 2, None), (1, 2, 4)],
+                         ids=["ragged", "exact", "full-batch", "one-example"])
+def test_batch_schedule_visits_every_example_once_per_epoch(n, epochs, batch):
+    steps = fl.batch_schedule(n, local_epochs=epochs, batch_size=batch, generator=torch.Generator().manual_seed(0))
+    size = n if batch is None else batch
+    per_epoch = -(-n // size)
+    assert len(steps) == epochs * per_epoch
+    for e in range(epochs):
+        epoch = torch.cat(steps[e * per_epoch:(e + 1) * per_epoch])
+        assert sorted(epoch.tolist()) == list(range(n))
+        assert all(len(b) == size for b in steps[e * per_epoch:(e + 1) * per_epoch - 1])
+
+
+def test_batch_schedule_is_the_epoch_permutations_cut_in_order():
+    perms = fl.epoch_permutations(10, 2, torch.Generator().manual_seed(3))
+    steps = fl.batch_schedule(10, local_epochs=2, batch_size=4, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.cat(steps), perms.reshape(-1))
+
+
+def test_train_local_is_minibatch_sgd_step_by_step():
+    (X, y), = make_clients([9])
+    model = fl.LogisticRegression(6, 3)
+    start = fl.get_parameters(model)
+    res = fl.train_local(model, start, X, y, local_epochs=2, batch_size=4, lr=0.3,
+                         generator=torch.Generator().manual_seed(5))
+    # Replay by hand: the same batches, w <- w - lr * grad(mean cross-entropy of the batch).
+    W, b = [p.clone().requires_grad_(True) for p in start]
+    for batch in fl.batch_schedule(9, local_epochs=2, batch_size=4, generator=torch.Generator().manual_seed(5)):
+        loss = F.cross_entropy(X[batch] @ W.T + b, y[batch])
+        gW, gb = torch.autograd.grad(loss, [W, b])
+        W, b = (W - 0.3 * gW).detach().requires_grad_(True), (b - 0.3 * gb).detach().requires_grad_(True)
+    torch.testing.assert_close(res.parameters, [W.detach(), b.detach()], rtol=0, atol=1e-6)
+    assert res.num_examples == 9 and res.metrics["train_loss"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(start, fl.get_parameters(fl.LogisticRegression(6, 3))))
+
+
+def test_proximal_term_keeps_the_local_model_nearer_the_global_one():
+    (X, y), = make_clients([30])
+    model = fl.LogisticRegression(6, 3)
+    start = fl.get_parameters(model)
+
+    def drift(mu):
+        res = fl.train_local(model, start, X, y, local_epochs=5, batch_size=5, lr=0.2, proximal_mu=mu,
+                             generator=torch.Generator().manual_seed(0))
+        return (fl.parameters_to_vector(res.parameters) - fl.parameters_to_vector(start)).norm().item()
+
+    assert drift(5.0) < drift(1.0) < drift(0.0)
+
+
+def test_client_fit_follows_the_config():
+    (X, y), = make_clients([12])
+    model = fl.LogisticRegression(6, 3)
+    client = fl.Client(4, X, y, model)
+    config = {"local_epochs": 2, "batch_size": 5, "lr": 0.1, "proximal_mu": 0.5, "seed": 11}
+    res = client.fit(client.get_parameters(), config)
+    want = fl.train_local(model, fl.get_parameters(fl.LogisticRegression(6, 3)), X, y, local_epochs=2,
+                          batch_size=5, lr=0.1, proximal_mu=0.5, generator=torch.Generator().manual_seed(11))
+    assert all(torch.equal(a, b) for a, b in zip(res.parameters, want.parameters))
+    full = client.fit(fl.get_parameters(fl.LogisticRegression(6, 3)), {**config, "batch_size": 0})
+    assert not torch.equal(full.parameters[0], res.parameters[0])  # batch_size 0 = one full batch per epoch
+    loss, n, metrics = client.evaluate(res.parameters)
+    assert n == 12 and 0 <= metrics["accuracy"] <= 1 and loss > 0
+
+
+def test_evaluate_matches_a_direct_computation():
+    (X, y), = make_clients([25])
+    model = fl.MLP(6, 4, 3)
+    params = fl.get_parameters(fl.MLP(6, 4, 3, generator=torch.Generator().manual_seed(9)))
+    loss, acc = fl.evaluate(model, params, X, y)
+    ref = fl.set_parameters(fl.MLP(6, 4, 3), params)
+    with torch.no_grad():
+        logits = ref(X)
+    assert loss == pytest.approx(F.cross_entropy(logits, y).item(), abs=1e-6)
+    assert acc == pytest.approx((logits.argmax(1) == y).float().mean().item())
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"local_epochs": 0}, "local_epochs"), ({"batch_size": 0}, "batch_size"), ({"lr": 0.0}, "lr"),
+    ({"lr": -1.0}, "lr"), ({"lr": float("nan")}, "lr"), ({"proximal_mu": -0.1}, "proximal_mu"),
+    ({"proximal_mu": float("inf")}, "proximal_mu")],
+    ids=["epochs-0", "batch-0", "lr-0", "lr-negative", "lr-nan", "mu-negative", "mu-inf"])
+def test_train_local_rejects_bad_hyperparameters(kwargs, name):
+    (X, y), = make_clients([5])
+    model = fl.LogisticRegression(6, 3)
+    args = {"local_epochs": 1, "batch_size": 2, "lr": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        fl.train_local(model, fl.get_parameters(model), X, y, generator=torch.Generator(), **args)
+
+
+def test_empty_client_rejected():
+    model = fl.LogisticRegression(6, 3)
+    with pytest.raises(ValueError, match="empty client"):
+        fl.Client(0, torch.zeros(0, 6), torch.zeros(0, dtype=torch.int64), model)
+    with pytest.raises(ValueError, match="empty client"):
+        fl.train_local(model, fl.get_parameters(model), torch.zeros(0, 6), torch.zeros(0, dtype=torch.int64),
+                       generator=torch.Generator())
