@@ -1,0 +1,82 @@
+"""Notebook 02's live views, driven as a learner would: every corner of their sliders renders and
+changes the figure, and the summaries follow the controls (noise per query, the attack)."""
+
+import itertools
+import re
+
+import pytest
+
+from dpfl_course import dp
+from dpfl_course.testing import notebook_namespace
+
+
+@pytest.fixture(scope="module")
+def nb02():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DPFL_STATIC_WIDGETS", "0")
+        yield notebook_namespace("02_gaussian_composition.ipynb", live=True)
+
+
+def slider_range(control):
+    return (control.base ** control.min, control.base ** control.max) if hasattr(control, "base") \
+        else (control.min, control.max)
+
+
+def drive_corners(view):
+    images = set()
+    for corner in itertools.product(*(slider_range(c) for c in view.controls.values())):
+        for control, value in zip(view.controls.values(), corner):
+            control.value = value
+        assert view.last_error is None, (corner, view.last_error)
+        images.add(view.image.value)
+    return images
+
+
+def sigmas_in(summary):
+    return {rule: float(value) for rule, value in
+            re.findall(r"(basic|advanced|RDP|exact) ([0-9.e+]+)", summary)}
+
+
+def test_nb02_noise_view_renders_every_corner(nb02):
+    view = nb02["view"]
+    assert set(view.controls) == {"epsilon", "delta", "num_queries"}
+    assert len(drive_corners(view)) == 8, "every corner should draw a different figure"
+
+
+def test_nb02_noise_summary_is_the_package_answer(nb02):
+    view = nb02["view"]
+    view.controls["epsilon"].value = 1.0
+    view.controls["delta"].value = 1e-5
+    view.controls["num_queries"].value = 200
+    shown = sigmas_in(view.last_summary)
+    assert set(shown) == {"basic", "advanced", "RDP", "exact"}
+    for rule, name in [("basic", "basic"), ("advanced", "advanced"), ("rdp", "RDP"), ("exact", "exact")]:
+        want = dp.gaussian_sigma_per_query(epsilon=1.0, delta=1e-5, num_queries=200, composition=rule)
+        assert shown[name] == pytest.approx(want, rel=5e-3)  # printed with 3 significant digits
+    few = sigmas_in(view.last_summary)
+    view.controls["num_queries"].value = 1000
+    many = sigmas_in(view.last_summary)
+    assert all(many[name] > few[name] for name in few)
+    assert "k = 1000 queries" in view.last_summary
+
+
+def test_nb02_attack_view_renders_every_corner(nb02):
+    view = nb02["attack_view"]
+    assert set(view.controls) == {"epsilon", "releases"}
+    assert len(drive_corners(view)) == 4
+
+
+def test_nb02_attack_summary_follows_epsilon(nb02):
+    view = nb02["attack_view"]
+    view.controls["releases"].value = 4000
+    view.controls["epsilon"].value = 0.5
+    assert "breaks the ε-DP limit 62.2%" in view.last_summary
+    view.controls["epsilon"].value = view.controls["epsilon"].base ** view.controls["epsilon"].max  # ε ≈ 5
+    assert "stays within" in view.last_summary
+
+
+def test_nb02_renders_are_pure(nb02):
+    for render, kwargs in [(nb02["render_noise_per_query"], dict(epsilon=0.5, delta=1e-6, num_queries=30)),
+                           (nb02["render_attack"], dict(epsilon=0.3, releases=400))]:
+        (_, first), (_, second) = render(**kwargs), render(**kwargs)
+        assert first == second
