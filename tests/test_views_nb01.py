@@ -1,0 +1,53 @@
+"""Notebook 01's live view, driven as a learner would: every corner of its sliders renders and
+changes the figure, and the summary follows the controls (noise, 95 % error, the e^ε band)."""
+
+import itertools
+import math
+
+import pytest
+
+from dpfl_course.testing import notebook_namespace
+
+
+@pytest.fixture(scope="module")
+def nb01():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DPFL_STATIC_WIDGETS", "0")
+        yield notebook_namespace("01_why_privacy.ipynb", live=True)
+
+
+def slider_range(control):
+    return (control.base ** control.min, control.base ** control.max) if hasattr(control, "base") \
+        else (control.min, control.max)
+
+
+def test_nb01_view_renders_every_corner_of_its_sliders(nb01):
+    view = nb01["view"]
+    assert set(view.controls) == {"epsilon", "sensitivity"}
+    images = set()
+    for corner in itertools.product(*(slider_range(c) for c in view.controls.values())):
+        for control, value in zip(view.controls.values(), corner):
+            control.value = value
+        assert view.last_error is None, (corner, view.last_error)
+        images.add(view.image.value)
+    assert len(images) == 4, "moving the sliders should change the figure"
+
+
+def test_nb01_summary_follows_epsilon_and_flags_a_too_small_sensitivity(nb01):
+    view = nb01["view"]
+    view.controls["sensitivity"].value = 1.0
+    view.controls["epsilon"].value = 1.0
+    text = view.last_summary
+    assert "noise std √2·b = 1.41" in text and f"within ±{math.log(20):.3g}" in text and "≤ e^ε" in text
+    view.controls["epsilon"].value = 0.1
+    assert "noise std √2·b = 14.1" in view.last_summary  # b = 10
+    view.controls["sensitivity"].value = 0.5  # below the true change of 1: the promise breaks
+    assert "> e^ε" in view.last_summary
+    view.controls["sensitivity"].value = 2.0
+    assert "≤ e^ε" in view.last_summary
+
+
+def test_nb01_render_is_pure(nb01):
+    render = nb01["render_laplace"]
+    (_, first), (_, second) = render(epsilon=0.5, sensitivity=1.0), render(epsilon=0.5, sensitivity=1.0)
+    assert first == second

@@ -1,0 +1,66 @@
+"""Notebook 03's live view, driven as a learner would: every corner of its sliders renders and
+changes the figure, and the summary follows the controls (local spread ≈ formula, √n gap)."""
+
+import itertools
+import math
+import re
+
+import pytest
+
+from dpfl_course.testing import notebook_namespace
+
+
+@pytest.fixture(scope="module")
+def nb03():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DPFL_STATIC_WIDGETS", "0")
+        yield notebook_namespace("03_local_dp.ipynb", live=True)
+
+
+def slider_range(control):
+    return (control.base ** control.min, control.base ** control.max) if hasattr(control, "base") \
+        else (control.min, control.max)
+
+
+def numbers(text):
+    std, formula = re.search(r"local DP: mean estimate [-\d.]+, std ([-\d.e+]+) \(formula ([-\d.e+]+)\)", text).groups()
+    return {"std": float(std), "formula": float(formula)}
+
+
+def test_nb03_view_renders_every_corner_of_its_sliders(nb03):
+    view = nb03["view"]
+    assert set(view.controls) == {"epsilon", "num_users"}
+    images = set()
+    for corner in itertools.product(*(slider_range(c) for c in view.controls.values())):
+        for control, value in zip(view.controls.values(), corner):
+            control.value = value
+        assert view.last_error is None, (corner, view.last_error)
+        images.add(view.image.value)
+    assert len(images) == 4, "moving the sliders should change the figure"
+
+
+def test_nb03_simulated_spread_follows_the_formula_and_the_sqrt_n_gap(nb03):
+    view = nb03["view"]
+    view.controls["epsilon"].value = 1.0
+    ratios = []
+    for n in (100.0, 10_000.0, 1_000_000.0):
+        view.controls["num_users"].value = n
+        values = numbers(view.last_summary)
+        # 2,000 surveys: the sample std is within 5 × (σ/√(2·2000)) ≈ 8 % of σ
+        assert abs(values["std"] / values["formula"] - 1) < 5 / math.sqrt(2 * 2000)
+        ratios.append(float(re.search(r"local error ([\d.,]+)×", view.last_summary).group(1).replace(",", "")))
+    # √n gap: 100× more users → about 10× larger ratio of local to central error
+    assert 9 < ratios[1] / ratios[0] < 11 and 9 < ratios[2] / ratios[1] < 11
+
+
+def test_nb03_small_epsilon_and_n_leave_the_unit_interval(nb03):
+    view = nb03["view"]
+    view.controls["num_users"].value = 100.0
+    view.controls["epsilon"].value = 0.1
+    outside = int(re.search(r"(\d+)% outside", view.last_summary).group(1))
+    assert outside > 20
+
+
+def test_nb03_render_is_pure(nb03):
+    render = nb03["render_survey"]
+    assert render(epsilon=0.5, num_users=300.0)[1] == render(epsilon=0.5, num_users=300.0)[1]
