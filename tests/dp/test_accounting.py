@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pytest
 from opacus.accountants import PRVAccountant, RDPAccountant
+from scipy.fft import next_fast_len
 from opacus.accountants.utils import get_noise_multiplier
 from scipy import integrate, optimize, special
 
@@ -189,15 +190,41 @@ def test_prv_epsilon_agrees_with_pld(point):
     assert ours <= rdp  # PRV is never looser than RDP
 
 
-def test_prv_matches_opacus_prv_accountant():
-    q, sigma, steps, delta = 0.01, 1.1, 1000, 1e-5
+@pytest.mark.parametrize("q, sigma, steps", [(0.01, 1.1, 1000), (0.004, 0.8, 3000), (0.1, 2.0, 50)])
+def test_prv_matches_opacus_prv_accountant(q, sigma, steps):
+    delta = 1e-5
     ours = dp.epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta, accountant="prv")
     opacus = PRVAccountant()
     opacus.history = [(sigma, q, steps)]
     default = opacus.get_epsilon(delta)  # estimate + 0.01
-    # Ours asks for a finer eps_error (0.5 % of ε), so it sits between the estimate and default.
+    # Ours asks for a finer eps_error (relative to ε), so it sits between the estimate and default.
     assert default - 0.01 - 1e-3 <= ours <= default
-    assert ours == opacus.get_epsilon(delta, eps_error=accounting.PRV_RELATIVE_ERROR * (default - 0.01))
+    # The error asked for: 0.5 % of half the RDP bound (one pass when PRV's ε is above that half).
+    # Opacus's accountant with that error gives the same bound up to the discretisation: ours
+    # only widens the domain to an FFT-friendly length.
+    rdp = dp.epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta)
+    eps_error = min(0.01, max(accounting.PRV_RELATIVE_ERROR * 0.5 * rdp, accounting.PRV_MIN_EPS_ERROR))
+    assert ours > 0.5 * rdp
+    assert ours == pytest.approx(opacus.get_epsilon(delta, eps_error=eps_error), abs=eps_error / 10)
+
+
+@pytest.mark.parametrize("runs", [[(1.1, 0.01, 1000)], [(0.9, 0.02, 300), (2.0, 0.01, 700)], [(3.0, 1.0, 5)]])
+def test_prv_domain_is_opacus_safe_domain(runs):
+    # Our PRV accountant sizes its domain from cached RDP; it must be Opacus's domain exactly.
+    from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV, compute_safe_domain_size
+
+    prvs = [PoissonSubsampledGaussianPRV(q, sigma) for sigma, q, _ in runs]
+    counts = [n for _, _, n in runs]
+    eps_error, delta_error = 0.004, 1e-8
+    ours = accounting._PRVAccountant()._get_domain(prvs, counts, eps_error, delta_error)
+    theirs = PRVAccountant()._get_domain(prvs, counts, eps_error, delta_error)
+    L = compute_safe_domain_size(prvs, counts, eps_error=eps_error, delta_error=delta_error)
+    # Same mesh and centre as Opacus's domain, at least as wide, and an even FFT-friendly length.
+    assert ours.dt == pytest.approx(theirs.dt, rel=1e-12)
+    assert ours.t_min <= theirs.t_min and ours.t_max >= theirs.t_max >= L - theirs.dt
+    assert ours.t_min + ours.t_max == pytest.approx(theirs.t_min + theirs.t_max)  # same centre
+    assert ours.size - theirs.size < 0.1 * theirs.size and ours.size % 2 == 0
+    assert ours.size == next_fast_len(ours.size, real=True)
 
 
 # ---------------------------------------------------------------------------- reference numbers
