@@ -15,18 +15,10 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 from dpfl_course import dp  # noqa: E402
+from dpfl_course.testing import print_table as table  # noqa: E402
 
 DELTA = 1e-5
 
-
-def table(title, rows, headers):
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(f"\n{title}")
-    print(line.format(*headers))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
 
 
 def timed(call, values):

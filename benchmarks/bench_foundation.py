@@ -14,23 +14,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-from dpfl_course.testing import ROOT  # noqa: E402
+from dpfl_course.testing import ROOT, ms, print_table as table  # noqa: E402
 
 T10K = Path(os.environ.get("DPFL_MNIST_T10K_DIR", ROOT.parent / "shared" / "datasets" / "mnist-t10k"))
 
 
-def table(title, rows, headers):
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(f"\n{title}")
-    print(line.format(*headers))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
-
-
-def ms(seconds):
-    return f"{seconds * 1000:.1f}"
 
 
 def import_times(repeats=5):

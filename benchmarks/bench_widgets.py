@@ -18,24 +18,12 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import ipywidgets as W  # noqa: E402
 
-from dpfl_course.testing import ROOT, notebook_namespace  # noqa: E402
+from dpfl_course.testing import ROOT, ms, notebook_namespace, print_table as table  # noqa: E402
 from dpfl_course.widgets import LiveView  # noqa: E402
 
 MECHANISM_NOTEBOOKS = ("00", "01", "02", "03")
 
 
-def table(title, rows, headers):
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(f"\n{title}")
-    print(line.format(*headers))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
-
-
-def ms(seconds):
-    return f"{seconds * 1000:.0f}"
 
 
 def control_values(control, points=5):
@@ -94,7 +82,7 @@ def main(selected):
         for view_name, view in views.items():
             repeats = 3 if target < 1 else 1
             for control, n, median, worst in measure_view(view, repeats):
-                rows.append((path.stem, view_name, control, n, ms(median), ms(worst), ms(target),
+                rows.append((path.stem, view_name, control, n, ms(median, 0), ms(worst, 0), ms(target, 0),
                              "yes" if median <= target else "NO"))
         print(f"  {path.name}: {len(views)} view(s), notebook ran live in {load:.1f} s")
     table("Live views: re-render after a control change (ms; every control over its whole range)",

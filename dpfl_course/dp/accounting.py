@@ -382,16 +382,37 @@ def _noise_multiplier_for(target: float, q: float, n: int, d: float, kind: str) 
                 raise ValueError(
                     f"target_epsilon={target!r} is met even by noise_multiplier={_MIN_NOISE_MULTIPLIER:g}; "
                     "choose a smaller target_epsilon")
-    # Bisect in log σ until ε(hi) is within NOISE_MULTIPLIER_RTOL below the target.
+    # Shrink the bracket until ε(hi) is within NOISE_MULTIPLIER_RTOL below the target. ε is
+    # close to a power law in σ, so interpolating log ε against log σ (the Illinois variant of
+    # regula falsi) needs a few accountant calls where bisection needs a dozen; a step that
+    # cannot interpolate (ε infinite or 0) bisects.
     eps_hi = eps(hi)
+    f_lo, f_hi, last = _log_ratio(eps(lo), target), _log_ratio(eps_hi, target), 0
     while target - eps_hi > NOISE_MULTIPLIER_RTOL * target and hi / lo > 1 + 1e-9:
-        mid = math.sqrt(lo * hi)
+        x_lo, x_hi = math.log(lo), math.log(hi)
+        if math.isfinite(f_lo) and math.isfinite(f_hi) and f_lo > f_hi:
+            x = x_hi - f_hi * (x_hi - x_lo) / (f_hi - f_lo)
+            margin = 0.01 * (x_hi - x_lo)  # stay strictly inside the bracket
+            x = min(max(x, x_lo + margin), x_hi - margin)
+        else:
+            x = 0.5 * (x_lo + x_hi)
+        mid = math.exp(x)
         eps_mid = eps(mid)
         if eps_mid <= target:
-            hi, eps_hi = mid, eps_mid
+            hi, eps_hi, f_hi = mid, eps_mid, _log_ratio(eps_mid, target)
+            if last == -1:
+                f_lo /= 2  # Illinois: the same end moved twice, so pull the other one in
+            last = -1
         else:
-            lo = mid
+            lo, f_lo = mid, _log_ratio(eps_mid, target)
+            if last == 1:
+                f_hi /= 2
+            last = 1
     return hi
+
+
+def _log_ratio(value: float, target: float) -> float:
+    return math.log(value / target) if 0 < value < math.inf else math.nan
 
 
 def noise_multiplier_for(*, target_epsilon, sample_rate, steps, delta, accountant="rdp") -> float:
