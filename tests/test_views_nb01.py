@@ -51,3 +51,14 @@ def test_nb01_render_is_pure(nb01):
     render = nb01["render_laplace"]
     (_, first), (_, second) = render(epsilon=0.5, sensitivity=1.0), render(epsilon=0.5, sensitivity=1.0)
     assert first == second
+
+
+def test_nb01_reused_figure_keeps_no_state_between_renders(nb01):
+    # render_laplace moves the artists of one figure: a setting drawn again after another one
+    # (here a broken promise, red curve) must give the very same image as the first time.
+    from dpfl_course.plotting import to_png
+
+    render = nb01["render_laplace"]
+    first = to_png(render(epsilon=1.0, sensitivity=1.0)[0])
+    to_png(render(epsilon=0.1, sensitivity=0.25)[0])
+    assert to_png(render(epsilon=1.0, sensitivity=1.0)[0]) == first

@@ -80,3 +80,14 @@ def test_nb02_renders_are_pure(nb02):
                            (nb02["render_attack"], dict(epsilon=0.3, releases=400))]:
         (_, first), (_, second) = render(**kwargs), render(**kwargs)
         assert first == second
+
+
+def test_nb02_reused_noise_figure_keeps_no_state_between_renders(nb02):
+    # render_noise_per_query moves the artists of one figure (and rescales its y axis): a setting
+    # drawn again after a very different one must give the very same image as the first time.
+    from dpfl_course.plotting import to_png
+
+    render = nb02["render_noise_per_query"]
+    first = to_png(render(epsilon=1.0, delta=1e-5, num_queries=50)[0])
+    to_png(render(epsilon=10.0, delta=1e-3, num_queries=1)[0])
+    assert to_png(render(epsilon=1.0, delta=1e-5, num_queries=50)[0]) == first

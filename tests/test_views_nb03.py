@@ -64,3 +64,14 @@ def test_nb03_small_epsilon_and_n_leave_the_unit_interval(nb03):
 def test_nb03_render_is_pure(nb03):
     render = nb03["render_survey"]
     assert render(epsilon=0.5, num_users=300.0)[1] == render(epsilon=0.5, num_users=300.0)[1]
+
+
+def test_nb03_reused_figure_keeps_no_state_between_renders(nb03):
+    # render_survey moves the artists of one figure: a setting drawn again after another one
+    # (here one that shows the 0 and 1 lines) must give the very same image as the first time.
+    from dpfl_course.plotting import to_png
+
+    render = nb03["render_survey"]
+    first = to_png(render(epsilon=1.0, num_users=1000.0)[0])
+    to_png(render(epsilon=0.1, num_users=100.0)[0])
+    assert to_png(render(epsilon=1.0, num_users=1000.0)[0]) == first

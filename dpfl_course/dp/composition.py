@@ -19,7 +19,7 @@ import numpy as np
 from scipy import optimize
 
 from dpfl_course._validate import check_finite, check_int
-from dpfl_course.dp.accounting import RDP_ORDERS
+from dpfl_course.dp.accounting import RDP_ORDERS, _conversion_offset
 from dpfl_course.dp.mechanisms import gaussian_sigma
 
 __all__ = [
@@ -100,7 +100,7 @@ def _rdp_gaussian_noise_multiplier(epsilon: float, delta: float, k: int) -> floa
     and keeping the smallest σ inverts the conversion exactly, without a root search.
     """
     alphas = np.asarray(RDP_ORDERS)
-    slack = epsilon - (np.log((alphas - 1) / alphas) - (math.log(delta) + np.log(alphas)) / (alphas - 1))
+    slack = epsilon - _conversion_offset(alphas, delta)
     usable = slack > 0
     if not np.any(usable):
         raise ValueError(f"epsilon={epsilon!r} is below what RDP can certify at delta={delta!r}")

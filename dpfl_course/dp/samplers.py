@@ -30,6 +30,7 @@ from fractions import Fraction
 import numpy as np
 
 from dpfl_course._validate import check_finite, check_int
+from dpfl_course.dp.mechanisms import _check_epsilon, _check_sensitivity, _numpy_generator
 
 __all__ = [
     "naive_laplace",
@@ -43,14 +44,6 @@ __all__ = [
 _TWO53 = 2.0 ** 53
 _EPSILON_BITS = 20  # ε is rounded down to a multiple of 2^-20 for the exact sampler
 _MAX_WINDOW = 100_000  # candidate u per output beyond which naive_laplace_pmf refuses
-
-
-def _numpy_generator(generator) -> np.random.Generator:
-    if generator is None:
-        return np.random.default_rng()  # fresh OS entropy: not reproducible (documented)
-    if not isinstance(generator, np.random.Generator):
-        raise ValueError(f"generator must be a numpy.random.Generator or None, got {type(generator).__name__}")
-    return generator
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,9 +159,11 @@ def floating_point_attack(outputs, *, values, scale) -> np.ndarray:
     >>> round(float((floating_point_attack(x, values=(0.0, 1.0), scale=10.0) == 1).mean()), 2) > 0.6
     True
     """
-    if len(values) != 2:
-        raise ValueError(f"values must be two candidate values, got {len(values)}")
-    first, second = (check_finite("values", v) for v in values)
+    try:
+        first, second = values
+    except (TypeError, ValueError):
+        raise ValueError(f"values must be two candidate values (value_d, value_d_prime), got {values!r}") from None
+    first, second = check_finite("values[0]", first), check_finite("values[1]", second)
     if first == second:
         raise ValueError("values must be two different numbers")
     x = np.asarray(outputs, dtype=np.float64)
@@ -271,7 +266,7 @@ def exact_epsilon(epsilon) -> Fraction:
     >>> exact_epsilon(0.5), float(exact_epsilon(0.1))
     (Fraction(1, 2), 0.09999942779541016)
     """
-    epsilon = check_finite("epsilon", epsilon, low=0, low_open=True)
+    epsilon = _check_epsilon(epsilon)
     fraction = Fraction(math.floor(Fraction(epsilon) * 2 ** _EPSILON_BITS), 2 ** _EPSILON_BITS)
     if fraction == 0:
         raise ValueError(f"epsilon must be at least 2**-20 for the exact sampler, got {epsilon!r}")
@@ -309,7 +304,7 @@ def discrete_laplace_mechanism(value, *, sensitivity, epsilon, granularity=1.0, 
     >>> discrete_laplace_mechanism(np.array([10, 20, 30]), sensitivity=1, epsilon=0.5, generator=rng).tolist()
     [5.0, 17.0, 30.0]
     """
-    sensitivity = check_finite("sensitivity", sensitivity, low=0, low_open=True)
+    sensitivity = _check_sensitivity(sensitivity)
     granularity = check_finite("granularity", granularity, low=0, low_open=True)
     eps = exact_epsilon(epsilon)
     g = _numpy_generator(generator)
