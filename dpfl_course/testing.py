@@ -2,13 +2,16 @@
 
 :func:`notebook_namespace` runs a notebook's code cells in a plain namespace, so tests and
 benchmarks exercise the notebook's own render functions and views, not copies that could drift.
-:func:`print_table` is how every benchmark prints its results.
+:func:`live_notebook` does the same with the views live and restores the environment after;
+:func:`drive_corners` moves every control of a view to every corner of its range, as the view
+tests do for each notebook. :func:`print_table` is how every benchmark prints its results.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 from pathlib import Path
@@ -33,6 +36,44 @@ def notebook_namespace(name: str, *, live: bool = True) -> dict:
                 if not source.lstrip().startswith(("%", "!")):
                     exec(compile(source, f"{name}:cell", "exec"), namespace)
     return namespace
+
+
+@contextlib.contextmanager
+def live_notebook(name: str):
+    """Run ``notebooks/<name>`` with live views (:func:`notebook_namespace`); yield its globals.
+
+    ``DPFL_STATIC_WIDGETS`` is restored on exit, so a test module can use this in a fixture.
+    """
+    before = os.environ.get("DPFL_STATIC_WIDGETS")
+    try:
+        yield notebook_namespace(name, live=True)
+    finally:
+        if before is None:
+            os.environ.pop("DPFL_STATIC_WIDGETS", None)
+        else:
+            os.environ["DPFL_STATIC_WIDGETS"] = before
+
+
+def slider_range(control) -> tuple:
+    """The lowest and highest value a slider can take (a log slider's in its own units)."""
+    if hasattr(control, "base"):
+        return control.base ** control.min, control.base ** control.max
+    return control.min, control.max
+
+
+def drive_corners(view) -> set:
+    """Set a view's sliders to every corner of their ranges; return the set of PNGs drawn.
+
+    Raises AssertionError naming the corner if a render fails (the view would show its message).
+    """
+    images = set()
+    for corner in itertools.product(*(slider_range(c) for c in view.controls.values())):
+        for control, value in zip(view.controls.values(), corner):
+            control.value = value
+        if view.last_error is not None:
+            raise AssertionError(f"{dict(zip(view.controls, corner))}: {view.last_error!r}")
+        images.add(view.image.value)
+    return images
 
 
 def print_table(title: str, rows, headers) -> None:

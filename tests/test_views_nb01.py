@@ -1,35 +1,23 @@
 """Notebook 01's live view, driven as a learner would: every corner of its sliders renders and
 changes the figure, and the summary follows the controls (noise, 95 % error, the e^ε band)."""
 
-import itertools
 import math
 
 import pytest
 
-from dpfl_course.testing import notebook_namespace
+from dpfl_course.testing import drive_corners, live_notebook
 
 
 @pytest.fixture(scope="module")
 def nb01():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DPFL_STATIC_WIDGETS", "0")
-        yield notebook_namespace("01_why_privacy.ipynb", live=True)
-
-
-def slider_range(control):
-    return (control.base ** control.min, control.base ** control.max) if hasattr(control, "base") \
-        else (control.min, control.max)
+    with live_notebook("01_why_privacy.ipynb") as namespace:
+        yield namespace
 
 
 def test_nb01_view_renders_every_corner_of_its_sliders(nb01):
     view = nb01["view"]
     assert set(view.controls) == {"epsilon", "sensitivity"}
-    images = set()
-    for corner in itertools.product(*(slider_range(c) for c in view.controls.values())):
-        for control, value in zip(view.controls.values(), corner):
-            control.value = value
-        assert view.last_error is None, (corner, view.last_error)
-        images.add(view.image.value)
+    images = drive_corners(view)
     assert len(images) == 4, "moving the sliders should change the figure"
 
 

@@ -1,35 +1,18 @@
 """Notebook 02's live views, driven as a learner would: every corner of their sliders renders and
 changes the figure, and the summaries follow the controls (noise per query, the attack)."""
 
-import itertools
 import re
 
 import pytest
 
 from dpfl_course import dp
-from dpfl_course.testing import notebook_namespace
+from dpfl_course.testing import drive_corners, live_notebook
 
 
 @pytest.fixture(scope="module")
 def nb02():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DPFL_STATIC_WIDGETS", "0")
-        yield notebook_namespace("02_gaussian_composition.ipynb", live=True)
-
-
-def slider_range(control):
-    return (control.base ** control.min, control.base ** control.max) if hasattr(control, "base") \
-        else (control.min, control.max)
-
-
-def drive_corners(view):
-    images = set()
-    for corner in itertools.product(*(slider_range(c) for c in view.controls.values())):
-        for control, value in zip(view.controls.values(), corner):
-            control.value = value
-        assert view.last_error is None, (corner, view.last_error)
-        images.add(view.image.value)
-    return images
+    with live_notebook("02_gaussian_composition.ipynb") as namespace:
+        yield namespace
 
 
 def sigmas_in(summary):

@@ -1,25 +1,18 @@
 """Notebook 03's live view, driven as a learner would: every corner of its sliders renders and
 changes the figure, and the summary follows the controls (local spread ≈ formula, √n gap)."""
 
-import itertools
 import math
 import re
 
 import pytest
 
-from dpfl_course.testing import notebook_namespace
+from dpfl_course.testing import drive_corners, live_notebook
 
 
 @pytest.fixture(scope="module")
 def nb03():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DPFL_STATIC_WIDGETS", "0")
-        yield notebook_namespace("03_local_dp.ipynb", live=True)
-
-
-def slider_range(control):
-    return (control.base ** control.min, control.base ** control.max) if hasattr(control, "base") \
-        else (control.min, control.max)
+    with live_notebook("03_local_dp.ipynb") as namespace:
+        yield namespace
 
 
 def numbers(text):
@@ -30,12 +23,7 @@ def numbers(text):
 def test_nb03_view_renders_every_corner_of_its_sliders(nb03):
     view = nb03["view"]
     assert set(view.controls) == {"epsilon", "num_users"}
-    images = set()
-    for corner in itertools.product(*(slider_range(c) for c in view.controls.values())):
-        for control, value in zip(view.controls.values(), corner):
-            control.value = value
-        assert view.last_error is None, (corner, view.last_error)
-        images.add(view.image.value)
+    images = drive_corners(view)
     assert len(images) == 4, "moving the sliders should change the figure"
 
 
