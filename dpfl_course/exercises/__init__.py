@@ -9,6 +9,7 @@ plausible wrong one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -26,6 +27,41 @@ class Feedback:
         return self.passed
 
 
+NOT_YET = "Not yet: the function still raises NotImplementedError (replace the skeleton with your code)."
+
+
+def attempt(thunk, *, where: str = ""):
+    """Run the learner's code ``thunk()``: ``(result, None)``, or ``(None, Feedback)`` if it raised.
+
+    Test the Feedback with ``is not None``: a Feedback that did not pass is falsy.
+
+    The skeleton's NotImplementedError and any other exception become a message for the learner
+    instead of a traceback; ``where`` (e.g. ``"on n=3 "``) says which case raised.
+
+    >>> attempt(lambda: 1 / 0, where="on x=0 ")[1]
+    ✗ Not yet: on x=0 your function raised ZeroDivisionError: division by zero
+    """
+    try:
+        return thunk(), None
+    except NotImplementedError:
+        return None, Feedback(False, NOT_YET)
+    except Exception as error:  # the learner sees the message, not our traceback
+        return None, Feedback(False, f"Not yet: {where}your function raised {type(error).__name__}: {error}")
+
+
+def close(got, want, *, rel: float = 1e-9) -> bool:
+    """True if ``got`` is a finite number within ``rel`` (relative, absolute below 1) of ``want``.
+
+    >>> close(0.1 + 0.2, 0.3), close("0.3", 0.3), close(None, 0.3), close(float("nan"), 0.3)
+    (True, True, False, False)
+    """
+    try:
+        got = float(got)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(got) and abs(got - want) <= rel * max(1.0, abs(want))
+
+
 def run_cases(func, cases, *, compare, describe) -> Feedback:
     """Call ``func(*args)`` for every ``(args, expected)`` in cases; first mismatch wins.
 
@@ -34,14 +70,9 @@ def run_cases(func, cases, *, compare, describe) -> Feedback:
     the message instead of a traceback.
     """
     for args, expected in cases:
-        try:
-            got = func(*args)
-        except NotImplementedError:
-            return Feedback(False, "Not yet: the function still raises NotImplementedError "
-                                   "(replace the skeleton with your code).")
-        except Exception as error:  # the learner sees the message, not our traceback
-            return Feedback(False, f"Not yet: on {describe(args)} your function raised "
-                                   f"{type(error).__name__}: {error}")
+        got, failed = attempt(lambda: func(*args), where=f"on {describe(args)} ")
+        if failed is not None:
+            return failed
         if not compare(got, expected):
             return Feedback(False, f"Not yet: on {describe(args)} expected {expected!r}, got {got!r}.")
     return Feedback(True, f"Correct on all {len(cases)} test cases.")

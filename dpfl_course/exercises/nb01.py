@@ -3,12 +3,13 @@ of a clipped mean."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 from scipy import stats
 
-from dpfl_course.exercises import Feedback, run_cases
+from dpfl_course.exercises import Feedback, attempt, close, run_cases
 
 
 def differencing_attack(mean_all, n, mean_rest):
@@ -43,23 +44,17 @@ _SENSITIVITY_CASES = [
 ]
 
 
-def _close(got, want) -> bool:
-    try:
-        got = float(got)
-    except (TypeError, ValueError):
-        return False
-    return math.isfinite(got) and abs(got - want) <= 1e-6 * max(1.0, abs(want))
 
 
 def check_differencing_attack(func) -> Feedback:
     """Check ``func(mean_all, n, mean_rest)`` recovers the one left-out value exactly."""
-    return run_cases(func, _ATTACK_CASES, compare=_close,
+    return run_cases(func, _ATTACK_CASES, compare=functools.partial(close, rel=1e-6),
                      describe=lambda a: f"mean_all={a[0]}, n={a[1]}, mean_rest={a[2]}")
 
 
 def check_clipped_mean_sensitivity(func) -> Feedback:
     """Check ``func(lower, upper, n)`` returns (upper − lower) / n."""
-    return run_cases(func, _SENSITIVITY_CASES, compare=_close,
+    return run_cases(func, _SENSITIVITY_CASES, compare=functools.partial(close, rel=1e-6),
                      describe=lambda a: f"lower={a[0]}, upper={a[1]}, n={a[2]}")
 
 
@@ -72,16 +67,16 @@ def check_laplace_mechanism(func, *, draws: int = 20_000) -> Feedback:
     """
     value, sensitivity, epsilon = 10.0, 2.0, 0.5
     b = sensitivity / epsilon
-    try:
+    def calls():
         first = func(value, sensitivity, epsilon, np.random.default_rng(2024))
         again = func(value, sensitivity, epsilon, np.random.default_rng(2024))
         rng = np.random.default_rng(7)
-        samples = np.array([float(func(value, sensitivity, epsilon, rng)) for _ in range(draws)])
-    except NotImplementedError:
-        return Feedback(False, "Not yet: the function still raises NotImplementedError "
-                               "(replace the skeleton with your code).")
-    except Exception as error:  # the learner sees the message, not our traceback
-        return Feedback(False, f"Not yet: your function raised {type(error).__name__}: {error}")
+        return first, again, np.array([float(func(value, sensitivity, epsilon, rng)) for _ in range(draws)])
+
+    answers, failed = attempt(calls)
+    if failed is not None:
+        return failed
+    first, again, samples = answers
     if np.ndim(first) != 0 or not np.isfinite(samples).all():
         return Feedback(False, "Not yet: return one finite number, the noisy value.")
     if float(first) != float(again):

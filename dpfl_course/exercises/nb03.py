@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from dpfl_course.exercises import Feedback, run_cases
+from dpfl_course.exercises import Feedback, attempt, close, run_cases
 
 
 def randomized_response(bits, epsilon, rng):
@@ -44,23 +44,17 @@ _STD_CASES = [
 ]
 
 
-def _close(got, want) -> bool:
-    try:
-        got = float(got)
-    except (TypeError, ValueError):
-        return False
-    return math.isfinite(got) and abs(got - want) <= 1e-9 * max(1.0, abs(want))
 
 
 def check_estimate_fraction(func) -> Feedback:
     """Check ``func(reports, epsilon)`` returns the unbiased (unclipped) estimate."""
-    return run_cases(func, _ESTIMATE_CASES, compare=_close,
+    return run_cases(func, _ESTIMATE_CASES, compare=close,
                      describe=lambda a: f"reports={a[0]}, epsilon={a[1]:.4g}")
 
 
 def check_estimate_std(func) -> Feedback:
     """Check ``func(n, epsilon)`` returns √(e^ε) / ((e^ε − 1)·√n)."""
-    return run_cases(func, _STD_CASES, compare=_close,
+    return run_cases(func, _STD_CASES, compare=close,
                      describe=lambda a: f"n={a[0]}, epsilon={a[1]:.4g}")
 
 
@@ -74,14 +68,11 @@ def check_randomized_response(func, *, n: int = 40_000) -> Feedback:
     epsilon = 1.0
     p = math.exp(epsilon) / (1 + math.exp(epsilon))
     bits = np.tile(np.array([0, 1]), n // 2)
-    try:
-        first = np.asarray(func(bits, epsilon, np.random.default_rng(11)))
-        again = np.asarray(func(bits, epsilon, np.random.default_rng(11)))
-    except NotImplementedError:
-        return Feedback(False, "Not yet: the function still raises NotImplementedError "
-                               "(replace the skeleton with your code).")
-    except Exception as error:  # the learner sees the message, not our traceback
-        return Feedback(False, f"Not yet: your function raised {type(error).__name__}: {error}")
+    reports, failed = attempt(lambda: [np.asarray(func(bits, epsilon, np.random.default_rng(11)))
+                                       for _ in range(2)])
+    if failed is not None:
+        return failed
+    first, again = reports
     if first.shape != bits.shape:
         return Feedback(False, f"Not yet: return one report per bit (shape {bits.shape}), got shape {first.shape}.")
     if not np.isin(first, (0, 1)).all():
