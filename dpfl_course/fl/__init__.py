@@ -20,8 +20,10 @@ from dpfl_course.fl.aggregate import weighted_average
 from dpfl_course.fl.client import (
     Client,
     FitRes,
+    accuracy_per_class,
     batch_schedule,
     client_seed,
+    client_seeds,
     epoch_permutations,
     evaluate,
     train_local,
@@ -40,13 +42,14 @@ from dpfl_course.fl.parameters import (
 )
 from dpfl_course.fl.sequential import SequentialEngine
 from dpfl_course.fl.simulation import ENGINES, run_federated, train_client_by_client
+from dpfl_course.fl.stragglers import Stragglers
 from dpfl_course.fl.strategy import Strategy, StrategyWrapper
 from dpfl_course.fl.vectorised import VectorisedEngine
 
 __all__ = [
     "ENGINES", "Client", "FedAvg", "FedProx", "FedSGD", "FitRes", "History", "LogisticRegression", "MLP",
-    "SequentialEngine", "Strategy", "StrategyWrapper", "VectorisedEngine", "batch_schedule", "check_client_data", "client_seed",
-    "epoch_permutations",
+    "SequentialEngine", "Strategy", "StrategyWrapper", "Stragglers", "VectorisedEngine", "accuracy_per_class",
+    "batch_schedule", "check_client_data", "client_seed", "client_seeds", "epoch_permutations",
     "evaluate", "get_parameters", "init_parameters", "make_client_data", "parameter_bytes",
     "parameters_to_vector", "run_federated", "sample_clients", "set_parameters", "train_client_by_client",
     "train_local", "vector_to_parameters", "weighted_average",

@@ -24,7 +24,8 @@ from torch import nn
 from dpfl_course._validate import check_finite, check_int
 from dpfl_course.fl.parameters import get_parameters, set_parameters
 
-__all__ = ["FitRes", "Client", "client_seed", "epoch_permutations", "batch_schedule", "train_local", "evaluate"]
+__all__ = ["FitRes", "Client", "client_seed", "client_seeds", "epoch_permutations", "batch_schedule", "train_local", "evaluate",
+           "accuracy_per_class"]
 
 
 class FitRes(NamedTuple):
@@ -35,15 +36,33 @@ class FitRes(NamedTuple):
     metrics: dict
 
 
-_MASK64 = (1 << 64) - 1
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """One step of the SplitMix64 mixer (Steele et al. 2014) on uint64 arrays: a cheap, well-spread
+    64-bit hash (uint64 arithmetic wraps modulo 2**64, as the mixer wants)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
-def _splitmix64(x: int) -> int:
-    """One step of the SplitMix64 mixer (Steele et al. 2014): a cheap, well-spread 64-bit hash."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
+def _check_seed_part(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+        check_int(name, v, low=0)  # raises the usual message
+    return int(v)
+
+
+def client_seeds(seed: int, server_round: int, cids) -> list[int]:
+    """:func:`client_seed` of every client in ``cids`` at once (what the simulation engines use).
+
+    >>> client_seeds(0, 1, [3, 4]) == [client_seed(0, 1, 3), client_seed(0, 1, 4)]
+    True
+    """
+    seed = _check_seed_part("seed", seed)
+    server_round = _check_seed_part("server_round", server_round)
+    cids = [_check_seed_part("cid", c) for c in cids]
+    h = _splitmix64(np.array([seed & ((1 << 64) - 1)], dtype=np.uint64))
+    h = _splitmix64(h ^ np.uint64(server_round))
+    return (_splitmix64(h ^ np.array(cids, dtype=np.uint64)) >> np.uint64(1)).tolist()
 
 
 def client_seed(seed: int, server_round: int, cid: int) -> int:
@@ -56,12 +75,7 @@ def client_seed(seed: int, server_round: int, cid: int) -> int:
     >>> client_seed(0, 1, 3) == client_seed(0, 1, 3) != client_seed(0, 2, 3)
     True
     """
-    for name, v in (("seed", seed), ("server_round", server_round), ("cid", cid)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            check_int(name, v, low=0)  # raises the usual message
-    h = _splitmix64(int(seed) & _MASK64)
-    h = _splitmix64(h ^ int(server_round))
-    return _splitmix64(h ^ int(cid)) >> 1
+    return client_seeds(seed, server_round, [cid])[0]
 
 
 def epoch_permutations(num_examples: int, local_epochs: int, generator: torch.Generator) -> torch.Tensor:
@@ -154,6 +168,14 @@ def train_local(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tenso
     return FitRes(get_parameters(model), len(X), {"train_loss": loss_sum / seen})
 
 
+def _logits(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+    """``model``'s outputs on ``X`` with ``parameters`` in place of its own weights (left untouched)."""
+    if len(X) == 0:
+        raise ValueError("X must hold at least one example to evaluate on")
+    names = [n for n, _ in model.named_parameters()]
+    return torch.func.functional_call(model, dict(zip(names, parameters)), (X,))
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``parameters`` (loaded into ``model``) on ``(X, y)``.
@@ -165,13 +187,49 @@ def evaluate(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tensor, 
     >>> round(loss, 4), acc
     (0.3133, 1.0)
     """
-    if len(X) == 0:
-        raise ValueError("X must hold at least one example to evaluate on")
-    names = [n for n, _ in model.named_parameters()]
-    logits = torch.func.functional_call(model, dict(zip(names, parameters)), (X,))
+    logits = _logits(model, parameters, X)
     loss = F.cross_entropy(logits, y).item()
     accuracy = (logits.argmax(1) == y).double().mean().item()
     return loss, accuracy
+
+
+@torch.no_grad()
+def accuracy_per_class(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor,
+                       num_classes: int) -> list[float]:
+    """Accuracy of ``parameters`` (loaded into ``model``) on the examples of each class separately.
+
+    What a global model knows and what it has forgotten: entry c is the fraction of the examples
+    with label c that are predicted as c (NaN for a class with no example in ``y``). ``model``'s
+    own weights are left untouched.
+
+    Args:
+        model: the architecture.
+        parameters: the parameters to evaluate (a list of tensors, as in ``model.parameters()``).
+        X, y: examples and their integer labels.
+        num_classes: number of classes, an integer >= 1; labels must lie in [0, num_classes).
+
+    Returns:
+        A list of ``num_classes`` floats in [0, 1] (or NaN).
+
+    Raises:
+        ValueError: for an empty ``X``, a bad ``num_classes`` or labels out of range.
+
+    >>> m = nn.Linear(2, 3)
+    >>> X, y = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0]]), torch.tensor([0, 1, 0])
+    >>> accuracy_per_class(m, [torch.eye(3, 2), torch.zeros(3)], X, y, num_classes=3)
+    [0.5, 1.0, nan]
+    """
+    num_classes = check_int("num_classes", num_classes, low=1)
+    y = torch.as_tensor(y)
+    if len(y) != len(X):
+        raise ValueError(f"y must hold one label per row of X, got {len(y)} labels for {len(X)} rows")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"y must hold labels in [0, {num_classes - 1}] (num_classes={num_classes}), "
+                         f"got {int(y.min())}..{int(y.max())}")
+    correct = (_logits(model, parameters, X).argmax(1) == y).double()
+    hits = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, y, correct)
+    counts = torch.bincount(y, minlength=num_classes).double()
+    return (hits / counts).tolist()  # 0 / 0 = NaN for an absent class
 
 
 class Client:

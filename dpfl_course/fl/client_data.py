@@ -58,11 +58,13 @@ def check_client_data(client_data) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if y.shape != (len(X),) or y.is_floating_point() or y.is_complex():
             raise ValueError(f"client_data[{k}] y must be integer labels of shape ({len(X)},), "
                              f"got {y.dtype} {tuple(y.shape)}")
-        if not torch.isfinite(X).all():
-            raise ValueError(f"client_data[{k}] X must be finite (found NaN or inf)")
         if num_features is None:
             num_features = X.shape[1]
         elif X.shape[1] != num_features:
             raise ValueError(f"client_data[{k}] X must have {num_features} features like client 0, got {X.shape[1]}")
         out.append((X, y.to(torch.int64)))
+    # One finiteness check over all clients (per-client calls cost more than the check itself).
+    if not torch.isfinite(torch.cat([X for X, _ in out])).all():
+        k = next(k for k, (X, _) in enumerate(out) if not torch.isfinite(X).all())
+        raise ValueError(f"client_data[{k}] X must be finite (found NaN or inf)")
     return out

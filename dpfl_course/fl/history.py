@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from dpfl_course._validate import check_finite
+
 __all__ = ["History"]
 
 
@@ -27,6 +29,8 @@ class History:
     round  test_accuracy
         0          0.100
         1          0.500
+    >>> h.rounds_to(0.5), h.rounds_to(0.9), h.bytes_to(0.5)
+    (1, None, 300)
     """
 
     def __init__(self, rows: list[dict] | None = None):
@@ -76,6 +80,35 @@ class History:
                 return row[name]
         raise KeyError(f"no metric {name!r} in this history; it has {self.columns}")
 
+    def _first_row_reaching(self, target: float, column: str) -> int | None:
+        """Index of the first row whose ``column`` is >= ``target`` (NaN never is), or None."""
+        target = check_finite("target", target)
+        for i, v in enumerate(self[column]):
+            if v is not None and not (isinstance(v, float) and math.isnan(v)) and v >= target:
+                return i
+        return None
+
+    def rounds_to(self, target: float, column: str = "test_accuracy") -> int | None:
+        """The first round whose ``column`` reaches ``target`` (e.g. 0.9 for 90 % accuracy), or None.
+
+        Rounds are the ``round`` column (0 is the initial model; the row index where a row has no
+        ``round``). Accuracies are fractions in [0, 1], as the simulation records them.
+
+        Raises:
+            ValueError: if ``target`` is not a finite number.
+            KeyError: if the history has no such column.
+        """
+        i = self._first_row_reaching(target, column)
+        return None if i is None else self.rows[i].get("round", i)
+
+    def bytes_to(self, target: float, column: str = "test_accuracy") -> int | None:
+        """Bytes communicated (both directions) until ``column`` first reaches ``target``, or None.
+
+        The count includes the round that reaches the target, as :attr:`total_bytes` does.
+        """
+        i = self._first_row_reaching(target, column)
+        return None if i is None else self.total_bytes[i]
+
     def table(self, columns: list[str] | None = None, *, digits: int = 3) -> str:
         """A plain-text table, one line per row (tidy: one column per metric); floats rounded."""
         columns = self.columns if columns is None else list(columns)
@@ -92,7 +125,7 @@ class History:
         return "\n".join(lines)
 
     def plot(self, ax, metric: str = "test_accuracy", *, x: str = "round", label: str | None = None,
-             xlabel: str | None = None, ylabel: str | None = None, **plot_kwargs):
+             xlabel: str | None = None, ylabel: str | None = None, scale: float = 1.0, **plot_kwargs):
         """Draw ``metric`` against ``x`` on the matplotlib axes ``ax``; return the line.
 
         Args:
@@ -102,12 +135,14 @@ class History:
                or any other column.
             label, xlabel, ylabel: words for the legend and axes, passed in by the notebook
                (nothing is labelled when they are None).
+            scale: multiplies the metric, e.g. 100 to draw an accuracy in %.
             **plot_kwargs: passed to ``ax.plot`` (color, linestyle, ...).
         """
         xs = self.total_bytes if x == "bytes" else self[x]
         ys = self[metric]
         pairs = [(a, b) for a, b in zip(xs, ys) if not (isinstance(b, float) and math.isnan(b))]
-        (line,) = ax.plot([a for a, _ in pairs], [b for _, b in pairs], label=label, **plot_kwargs)
+        scale = check_finite("scale", scale, low=0, low_open=True)
+        (line,) = ax.plot([a for a, _ in pairs], [scale * b for _, b in pairs], label=label, **plot_kwargs)
         if x == "round":
             from matplotlib.ticker import MaxNLocator
 

@@ -16,6 +16,12 @@ from dpfl_course._validate import check_int
 __all__ = ["LogisticRegression", "MLP", "init_parameters"]
 
 
+def _linear(in_features: int, out_features: int) -> nn.Linear:
+    """An ``nn.Linear`` built without PyTorch's default initialisation, which draws from the global
+    generator; :func:`init_parameters` fills it from an explicit one."""
+    return nn.utils.skip_init(nn.Linear, in_features, out_features)
+
+
 def _generator(generator: torch.Generator | None) -> torch.Generator:
     if generator is None:
         return torch.Generator().manual_seed(0)
@@ -65,7 +71,7 @@ class LogisticRegression(nn.Module):
         super().__init__()
         num_features = check_int("num_features", num_features, low=1)
         num_classes = check_int("num_classes", num_classes, low=2)
-        self.linear = nn.Linear(num_features, num_classes)
+        self.linear = _linear(num_features, num_classes)
         init_parameters(self, generator)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
@@ -100,8 +106,8 @@ class MLP(nn.Module):
         num_features = check_int("num_features", num_features, low=1)
         hidden = check_int("hidden", hidden, low=1)
         num_classes = check_int("num_classes", num_classes, low=2)
-        self.hidden = nn.Linear(num_features, hidden)
-        self.output = nn.Linear(hidden, num_classes)
+        self.hidden = _linear(num_features, hidden)
+        self.output = _linear(hidden, num_classes)
         init_parameters(self, generator)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:

@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from dpfl_course._validate import check_finite, check_int
-from dpfl_course.fl.client import client_seed, evaluate, train_local
+from dpfl_course.fl.client import client_seed, client_seeds, evaluate, train_local
 from dpfl_course.fl.client_data import check_client_data
 from dpfl_course.fl.history import History
-from dpfl_course.fl.parameters import get_parameters, parameter_bytes
+from dpfl_course.fl.parameters import get_parameters, parameter_bytes, set_parameters
 from dpfl_course.fl.sequential import SequentialEngine
 from dpfl_course.fl.strategy import Strategy
 from dpfl_course.fl.vectorised import VectorisedEngine
@@ -40,7 +40,38 @@ def _check_test_data(test_data):
         raise ValueError("test_data must be an (X, y) pair or None") from None
     if len(X) == 0 or len(X) != len(y):
         raise ValueError(f"test_data must hold at least one example and one label per row, got {len(X)} and {len(y)}")
-    return X, y
+    X, y = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
+    if not torch.isfinite(X).all():
+        raise ValueError("test_data X must be finite (found NaN or inf)")
+    if y.is_floating_point() or y.is_complex():
+        raise ValueError(f"test_data y must be integer labels, got {y.dtype}")
+    return X, y.to(torch.int64)
+
+
+def _check_labels(model: nn.Module, client_data, test_data) -> None:
+    """Every label (clients' and test) must index one of the model's outputs."""
+    with torch.no_grad():
+        num_outputs = model(client_data[0][0][:1]).shape[-1]
+    labelled = [(f"client_data[{k}] y", y) for k, (_, y) in enumerate(client_data)]
+    if test_data is not None:
+        labelled.append(("test_data y", test_data[1]))
+    every = torch.cat([y for _, y in labelled])  # one check for all; find the culprit only on failure
+    if int(every.min()) >= 0 and int(every.max()) < num_outputs:
+        return
+    for name, y in labelled:
+        if int(y.min()) < 0 or int(y.max()) >= num_outputs:
+            raise ValueError(f"{name} must hold labels in [0, {num_outputs - 1}] (the model has {num_outputs} "
+                             f"outputs), got {int(y.min())}..{int(y.max())}")
+
+
+def _initial_parameters(model: nn.Module, initial_parameters) -> list[torch.Tensor]:
+    """The run's starting parameters: ``model``'s own, or ``initial_parameters`` checked against it."""
+    if initial_parameters is None:
+        return get_parameters(model)
+    parameters = get_parameters(set_parameters(copy.deepcopy(model), list(initial_parameters)))
+    if not all(torch.isfinite(p).all() for p in parameters):
+        raise ValueError("initial_parameters must be finite (found NaN or inf)")
+    return parameters
 
 
 def _as_model(model) -> nn.Module:
@@ -118,7 +149,8 @@ def run_federated(model: nn.Module, client_data, strategy: Strategy, *, num_roun
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {sorted(ENGINES)}, got {engine!r}")
         engine = ENGINES[engine](model, client_data)
-    parameters = get_parameters(model) if initial_parameters is None else [p.detach().clone() for p in initial_parameters]
+    parameters = _initial_parameters(model, initial_parameters)
+    _check_labels(model, client_data, test_data)
     size = parameter_bytes(parameters)
     num_clients = len(client_data)
     server = torch.Generator().manual_seed(seed)
@@ -132,8 +164,9 @@ def run_federated(model: nn.Module, client_data, strategy: Strategy, *, num_roun
         # Drawn every round, even when dropout = 0, so the clients sampled in later rounds do not
         # depend on the dropout rate (a slider moving dropout changes only who drops out).
         dropped = (torch.rand(len(instructions), generator=server) < dropout).tolist()
-        survivors = [(cid, {**config, "seed": config.get("seed", client_seed(seed, server_round, cid))})
-                     for (cid, config), lost in zip(instructions, dropped) if not lost]
+        seeds = client_seeds(seed, server_round, [cid for cid, _ in instructions])
+        survivors = [(cid, {**config, "seed": config.get("seed", client_seed_k)})
+                     for (cid, config), lost, client_seed_k in zip(instructions, dropped, seeds) if not lost]
         failures = [cid for (cid, _), lost in zip(instructions, dropped) if lost]
         results = engine.fit(parameters, survivors)
         new, metrics = strategy.aggregate_fit(server_round, results, failures)
@@ -180,6 +213,7 @@ def train_client_by_client(model: nn.Module, client_data, *, local_epochs: int =
     test_data = _check_test_data(test_data)
     model = _as_model(model)
     parameters = get_parameters(model)
+    _check_labels(model, client_data, test_data)
     size = parameter_bytes(parameters)
     history = History()
     history.add(**_evaluated({"round": 0, "client": -1, "bytes_down": 0, "bytes_up": 0}, model, parameters, test_data))

@@ -3,8 +3,10 @@
 The K sampled clients' parameters are stacked along a new first dimension; one SGD step of all of
 them is one forward pass, ``torch.func.functional_call`` vmapped over the clients, and one
 backward pass. Clients hold different numbers of examples, so their minibatches are padded to a
-common shape (K, steps, batch) with a mask: padded examples weigh nothing in the loss, and a
-client that has run out of steps does not move. The minibatches are exactly those of the
+common batch size with a mask (padded examples weigh nothing in the loss), and the clients are
+ordered by their number of steps, so that at each step only those still training — a prefix of
+the stacked rows — are computed: a round costs the sum of the clients' steps, not the largest
+client's steps times the number of clients. The minibatches are exactly those of the
 sequential engine (the same :func:`~dpfl_course.fl.client.epoch_permutations` from the same
 per-client seeds, cut into the same batches), so both engines compute the same model up to
 floating-point rounding.
@@ -75,7 +77,8 @@ class VectorisedEngine:
             X, y, mask: this step's padded batches, shapes (K, B, d), (K, B), (K, B).
             anchor: the global parameters (unstacked), for the proximal term.
             mu: FedProx's μ per client, shape (K,), or None when it is 0 for every client.
-            lr_active: step size per client, 0 for a client with no batch at this step, shape (K,).
+            lr_active: step size per client, shape (K,). :meth:`fit` passes only the clients that
+                still have a batch at this step (the first K rows), so every row here trains.
 
         Returns:
             The stacked parameters after the step (updated in place), and the sum of this step's
@@ -103,8 +106,14 @@ class VectorisedEngine:
         its batch size b_k exactly as :func:`batch_schedule` does: element j of epoch e goes to
         step e * ceil(n_k / b_k) + j // b_k, slot j % b_k. All clients are padded to the most
         steps S and the largest batch B. The positions are computed for all clients at once.
+
+        Returns:
+            ``(index, lr, mu, steps, visited)``: the (K, S, B) indices; the per-client step sizes
+            and FedProx μ (None when all are 0); each client's number of SGD steps and of examples
+            visited (n_k × E_k), shapes (K,).
         """
         perms, sizes, batch_sizes, epochs, cids, lrs, mus = [], [], [], [], [], [], []
+        generator = torch.Generator()  # re-seeded per client: the same stream as a fresh one, made once
         for cid, config in instructions:
             if isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid < self.num_clients:
                 raise ValueError(f"client id must be in [0, {self.num_clients - 1}], got {cid}")
@@ -114,8 +123,9 @@ class VectorisedEngine:
             if batch_size < 1:
                 check_int("batch_size", batch_size, low=1)
             local_epochs = int(config.get("local_epochs", 1))
-            generator = torch.Generator().manual_seed(int(config.get("seed", 0)))
-            perms.append(epoch_permutations(n, local_epochs, generator).reshape(-1))
+            generator.manual_seed(int(config.get("seed", 0)))
+            perms.append(torch.randperm(n, generator=generator) if local_epochs == 1  # what epoch_permutations draws
+                         else epoch_permutations(n, local_epochs, generator).reshape(-1))
             sizes.append(n)
             batch_sizes.append(min(batch_size, n))
             epochs.append(local_epochs)
@@ -140,7 +150,7 @@ class VectorisedEngine:
         offsets = torch.tensor([self.offsets[c] for c in cids])
         index = torch.full((K * S * B,), -1, dtype=torch.int64)
         index[flat] = torch.cat(perms) + offsets[owner]
-        return index.view(K, S, B), lr, mu
+        return index.view(K, S, B), lr, mu, steps_per_epoch * e, lengths
 
     @staticmethod
     def _check_rates(lrs, mus):
@@ -160,26 +170,50 @@ class VectorisedEngine:
 
     @torch.no_grad()
     def fit(self, parameters: list[torch.Tensor], instructions: list[tuple[int, dict]]) -> list[tuple[int, FitRes]]:
-        """Each instructed client trains from ``parameters`` with its config; results in the same order."""
+        """Each instructed client trains from ``parameters`` with its config; results in the same order.
+
+        Clients with fewer examples (or epochs) run out of steps first. To spend no work on them
+        once they have, the rows are ordered by number of steps, most first: at step s the clients
+        still training are a prefix of the rows, and only that prefix is computed. During the
+        call, ``self.instructions`` lists the clients in this row order.
+        """
         if not instructions:
             return []
-        self.instructions = list(instructions)
-        index, lr, mu = self._schedule(instructions)
+        index, lr, mu, steps, visited = self._schedule(instructions)
+        order = torch.argsort(steps, descending=True, stable=True)
+        index, lr, steps, visited = index[order], lr[order], steps[order], visited[order]
+        mu = None if mu is None else mu[order]
+        self.instructions = [instructions[k] for k in order.tolist()]
         K, S, _ = index.shape
-        # Step-major (S, K, B) copies: each step's slice is contiguous, nothing is copied in the loop.
-        steps_first = index.transpose(0, 1).contiguous()
-        mask = (steps_first >= 0).to(self.X.dtype)
-        safe = steps_first.clamp(min=0)
-        Xb, yb = self.X[safe], self.y[safe]
-        lr_active = (mask.sum(2) > 0).to(lr.dtype) * lr  # (S, K); 0 once a client has no batch left
+        # Clients still training at each step: a prefix of the rows, since rows are sorted by steps.
+        training = steps.unsqueeze(0) > torch.arange(S).unsqueeze(1)  # (S, K), True on a prefix of each row
+        active = training.sum(1).tolist()
+        # The batches of the training clients only, step after step: one gather, then each step
+        # is a contiguous slice [start, start + k) of the rows.
+        batches = index.transpose(0, 1)[training]  # (sum of active, B)
+        masks = (batches >= 0).to(self.X.dtype)
+        safe = batches.clamp(min=0)
+        Xs, ys = self.X[safe], self.y[safe]
         anchor = dict(zip(self.names, parameters))
         params = {n: p.unsqueeze(0).expand(K, *p.shape).clone() for n, p in anchor.items()}
         loss_sum = torch.zeros(K, dtype=torch.float64)
-        for s in range(S):
-            params, step_loss = self.client_step(params, Xb[s], yb[s], mask[s], anchor, mu, lr_active[s])
-            loss_sum += step_loss
-        seen = mask.sum((0, 2)).double()
-        train_loss = (loss_sum / seen).tolist()
-        per_client = zip(*(params[n].unbind(0) for n in self.names))
-        return [(cid, FitRes(list(p), self.sizes[cid], {"train_loss": loss}))
-                for (cid, _), p, loss in zip(instructions, per_client, train_loss)]
+        start = 0
+        for k in active:
+            step = slice(start, start + k)  # this step's rows in the gathered batches
+            start += k
+            if k == K:  # every client still trains: no slicing
+                rows, step_mu, step_lr, step_loss_sum = params, mu, lr, loss_sum
+            else:  # views of the first k rows: updated in place
+                rows = {n: p[:k] for n, p in params.items()}
+                step_mu, step_lr, step_loss_sum = None if mu is None else mu[:k], lr[:k], loss_sum[:k]
+            new, step_loss = self.client_step(rows, Xs[step], ys[step], masks[step], anchor, step_mu, step_lr)
+            if new is not rows:  # a client_step that returns new tensors instead of updating in place
+                for n, p in new.items():
+                    if p is not rows[n]:
+                        rows[n].copy_(p)
+            step_loss_sum += step_loss
+        train_loss = (loss_sum / visited.double()).tolist()
+        per_client = list(zip(*(params[n].unbind(0) for n in self.names)))
+        back = torch.argsort(order).tolist()  # row of each instruction, in the caller's order
+        return [(cid, FitRes(list(per_client[r]), self.sizes[cid], {"train_loss": train_loss[r]}))
+                for (cid, _), r in zip(instructions, back)]

@@ -1,5 +1,7 @@
 """Tests for dpfl_course.fl.client: seeds, batch schedules, local training, evaluation, validation."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -114,3 +116,60 @@ def test_empty_client_rejected():
     with pytest.raises(ValueError, match="empty client"):
         fl.train_local(model, fl.get_parameters(model), torch.zeros(0, 6), torch.zeros(0, dtype=torch.int64),
                        generator=torch.Generator())
+
+
+def test_accuracy_per_class_matches_a_direct_count(test_set):
+    # Reference: a plain loop over classes on the predictions of the same parameters.
+    X, y = test_set
+    model = fl.LogisticRegression(6, 3, generator=torch.Generator().manual_seed(3))
+    params = fl.get_parameters(model)
+    predicted = model(X).argmax(1)
+    want = [float((predicted[y == c] == c).double().mean()) for c in range(3)]
+    got = fl.accuracy_per_class(fl.LogisticRegression(6, 3), params, X, y, num_classes=3)
+    assert got == pytest.approx(want, abs=1e-12)
+    # Weighted by class counts, the per-class accuracies give back the overall accuracy.
+    counts = torch.bincount(y, minlength=3).double()
+    overall = fl.evaluate(model, params, X, y)[1]
+    assert float((torch.tensor(got, dtype=torch.float64) * counts).sum() / counts.sum()) == pytest.approx(overall, abs=1e-12)
+
+
+def test_accuracy_per_class_marks_absent_classes_nan_and_validates():
+    model = fl.LogisticRegression(2, 4)
+    params = fl.get_parameters(model)
+    X, y = torch.zeros(3, 2), torch.tensor([0, 1, 1])
+    got = fl.accuracy_per_class(model, params, X, y, num_classes=4)
+    assert len(got) == 4 and math.isnan(got[2]) and math.isnan(got[3])
+    with pytest.raises(ValueError, match="num_classes"):
+        fl.accuracy_per_class(model, params, X, y, num_classes=0)
+    with pytest.raises(ValueError, match="labels in"):
+        fl.accuracy_per_class(model, params, X, torch.tensor([0, 1, 4]), num_classes=4)
+    with pytest.raises(ValueError, match="at least one example"):
+        fl.accuracy_per_class(model, params, torch.zeros(0, 2), torch.zeros(0, dtype=torch.int64), num_classes=4)
+
+
+def _splitmix64_reference(x):
+    # SplitMix64 (Steele, Lea & Flood 2014) on Python integers, written from its definition.
+    mask = (1 << 64) - 1
+    x = (x + 0x9E3779B97F4A7C15) & mask
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return x ^ (x >> 31)
+
+
+@pytest.mark.parametrize("seed, server_round", [(0, 0), (0, 1), (12345, 7), (2**63 - 1, 1000)],
+                         ids=["zero", "round-1", "mid", "largest-seed"])
+def test_client_seeds_are_the_splitmix_hash_of_the_triple(seed, server_round):
+    cids = list(range(0, 300, 7))
+    h = _splitmix64_reference(_splitmix64_reference(seed) ^ server_round)
+    want = [_splitmix64_reference(h ^ cid) >> 1 for cid in cids]
+    assert fl.client_seeds(seed, server_round, cids) == want
+    assert [fl.client_seed(seed, server_round, cid) for cid in cids] == want
+    assert all(0 <= s < 2**63 for s in want)
+
+
+@pytest.mark.parametrize("args, name", [((-1, 1, [0]), "seed"), ((0, 1.5, [0]), "server_round"),
+                                        ((0, 1, [0, -2]), "cid"), ((0, 1, [True]), "cid")],
+                         ids=["seed", "round", "cid-negative", "cid-bool"])
+def test_client_seeds_validate_their_arguments(args, name):
+    with pytest.raises(ValueError, match=name):
+        fl.client_seeds(*args)

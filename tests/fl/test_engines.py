@@ -123,3 +123,32 @@ def test_forward_stacked_equals_vmap_of_functional_call(unequal_clients, arch):
     slow = fl.VectorisedEngine(model, unequal_clients, use_forward_stacked=False).fit(start, instructions)
     for (_, a), (_, b) in zip(fast, slow):
         torch.testing.assert_close(a.parameters, b.parameters, rtol=0, atol=1e-6)
+
+
+def test_client_step_override_sees_its_rows_and_may_return_new_tensors(unequal_clients):
+    # The DP engines of later notebooks override client_step: row k of the tensors it gets must be
+    # client self.instructions[k][0] (rows are ordered by number of steps, and only clients still
+    # training are passed), and returning new tensors instead of updating in place must work too.
+    seen = []
+
+    class Functional(fl.VectorisedEngine):
+        def client_step(self, params, X, y, mask, anchor, mu, lr_active):
+            k = len(lr_active)
+            rows = [cid for cid, _ in self.instructions[:k]]
+            sizes = [self.sizes[cid] for cid in rows]
+            seen.append((rows, mask.sum(1).tolist(), sizes))
+            copies = {n: p.clone() for n, p in params.items()}
+            new, loss = super().client_step(copies, X, y, mask, anchor, mu, lr_active)
+            return {n: p.clone() for n, p in new.items()}, loss
+
+    model = fl.LogisticRegression(6, 3)
+    start = fl.get_parameters(model)
+    instructions = [(cid, {"local_epochs": 1, "batch_size": 4, "lr": 0.3, "seed": cid}) for cid in (0, 2, 4, 5)]
+    want = fl.VectorisedEngine(model, unequal_clients).fit(start, instructions)
+    got = Functional(model, unequal_clients).fit(start, instructions)
+    assert [cid for cid, _ in got] == [0, 2, 4, 5]  # results come back in the caller's order
+    for (_, a), (_, b) in zip(got, want):
+        torch.testing.assert_close(a.parameters, b.parameters, rtol=0, atol=0)
+    # Client 4 (22 examples, 6 steps) trains at every step; client 5 (1 example) only at the first.
+    assert seen[0][0][0] == 4 and seen[-1][0] == [4] and len(seen) == 6
+    assert all(0 < m <= min(4, n) for rows, masks, sizes in seen for m, n in zip(masks, sizes))

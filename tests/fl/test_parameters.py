@@ -52,6 +52,14 @@ def test_models_initialise_from_their_generator_only():
     assert a[0].abs().max() <= bound
 
 
+@pytest.mark.parametrize("make", [lambda: fl.MLP(8, 4, 3), lambda: fl.LogisticRegression(8, 3)], ids=["mlp", "logreg"])
+def test_building_a_model_leaves_the_global_generator_alone(make):
+    # nn.Linear's own initialisation would draw from torch's global generator; ours must not.
+    state = torch.get_rng_state()
+    make()
+    assert torch.equal(state, torch.get_rng_state())
+
+
 @pytest.mark.parametrize("kwargs, name", [
     ({"num_features": 0}, "num_features"), ({"hidden": 0}, "hidden"), ({"num_classes": 1}, "num_classes"),
     ({"hidden": 2.5}, "hidden")], ids=["features", "hidden", "classes", "hidden-float"])

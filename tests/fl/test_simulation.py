@@ -156,9 +156,13 @@ def test_client_by_client_differs_from_fedavg(unequal_clients):
 @pytest.mark.parametrize("kwargs, name", [
     ({"num_rounds": 0}, "num_rounds"), ({"dropout": 1.0}, "dropout"), ({"dropout": -0.1}, "dropout"),
     ({"dropout": float("nan")}, "dropout"), ({"engine": "gpu"}, "engine"), ({"seed": -1}, "seed"),
-    ({"seed": 1.5}, "seed"), ({"test_data": (torch.zeros(0, 6), torch.zeros(0))}, "test_data")],
+    ({"seed": 1.5}, "seed"), ({"test_data": (torch.zeros(0, 6), torch.zeros(0))}, "test_data"),
+    ({"test_data": (torch.full((2, 6), float("nan")), torch.tensor([0, 1]))}, "test_data X must be finite"),
+    ({"test_data": (torch.zeros(2, 6), torch.tensor([0, 3]))}, r"test_data y must hold labels in \[0, 2\]"),
+    ({"initial_parameters": [torch.full((3, 6), float("nan")), torch.zeros(3)]}, "initial_parameters must be finite"),
+    ({"initial_parameters": [torch.zeros(3, 5), torch.zeros(3)]}, r"parameters\[0\] must have shape")],
     ids=["rounds-0", "dropout-1", "dropout-negative", "dropout-nan", "engine", "seed-negative", "seed-float",
-         "empty-test"])
+         "empty-test", "nan-test", "test-label-range", "nan-initial", "initial-shape"])
 def test_run_federated_rejects_bad_arguments(unequal_clients, kwargs, name):
     with pytest.raises(ValueError, match=name):
         run(unequal_clients, **kwargs)
@@ -173,7 +177,10 @@ def test_run_federated_rejects_bad_arguments(unequal_clients, kwargs, name):
     ([(torch.zeros(2, 6), torch.zeros(2))], r"client_data\[0\] y must be integer labels"),
     ([(torch.zeros(2, 6), torch.zeros(2, dtype=torch.int64)), (torch.zeros(2, 5), torch.zeros(2, dtype=torch.int64))],
      r"client_data\[1\] X must have 6 features"),
-], ids=["no-clients", "empty-client", "nan", "label-count", "float-labels", "feature-count"])
+    ([(torch.zeros(2, 6), torch.tensor([0, 3]))], r"client_data\[0\] y must hold labels in \[0, 2\]"),
+    ([(torch.zeros(2, 6), torch.tensor([-1, 0]))], r"client_data\[0\] y must hold labels in \[0, 2\]"),
+], ids=["no-clients", "empty-client", "nan", "label-count", "float-labels", "feature-count", "label-too-big",
+        "label-negative"])
 @pytest.mark.parametrize("engine", ["sequential", "vectorised"])
 def test_bad_client_data_rejected_by_both_engines_and_client_by_client(clients, match, engine):
     with pytest.raises(ValueError, match=match):

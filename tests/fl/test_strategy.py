@@ -160,3 +160,42 @@ def test_strategy_wrapper_overrides_only_what_it_changes(unequal_clients):
     assert all(torch.equal(a, b) for a, b in zip(same, ref))
     with pytest.raises(ValueError, match="strategy"):
         fl.StrategyWrapper("fedavg")
+
+
+def test_stragglers_run_a_uniform_share_of_the_local_epochs():
+    # fraction 0.5, E = 4: a client keeps E with prob 0.5 + 0.5/4 = 0.625, else 1..3 with prob 0.125
+    # each. 4000 draws: std of a proportion <= sqrt(0.25 / 4000) ~ 0.008; tolerance 0.04 is 5 std.
+    strategy = fl.Stragglers(fl.FedAvg(local_epochs=4, clients_per_round=10), fraction=0.5)
+    g = torch.Generator().manual_seed(0)
+    epochs = torch.tensor([c["local_epochs"] for r in range(400)
+                           for _, c in strategy.configure_fit(r + 1, [], 20, g)])
+    for e, p in [(1, 0.125), (2, 0.125), (3, 0.125), (4, 0.625)]:
+        assert abs(float((epochs == e).double().mean()) - p) < 0.04
+    assert set(epochs.tolist()) <= {1, 2, 3, 4}
+
+
+def test_stragglers_zero_is_the_wrapped_strategy_and_work_is_kept(unequal_clients):
+    inner = fl.FedProx(proximal_mu=0.1, local_epochs=3, clients_per_round=4)
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    none = fl.Stragglers(inner, fraction=0.0).configure_fit(1, [], 7, g1)
+    assert [cid for cid, _ in none] == [cid for cid, _ in inner.configure_fit(1, [], 7, g2)]
+    assert all(c == inner.fit_config(1) for _, c in none)
+    # Every straggler still reports: partial work is aggregated, not dropped.
+    _, h = fl.run_federated(fl.LogisticRegression(6, 3), unequal_clients, fl.Stragglers(inner, fraction=1.0),
+                            num_rounds=3)
+    assert h["clients_succeeded"][1:] == [4, 4, 4]
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, math.nan], ids=["negative", "above-one", "nan"])
+def test_stragglers_fraction_validated(fraction):
+    with pytest.raises(ValueError, match="fraction"):
+        fl.Stragglers(fl.FedAvg(), fraction=fraction)
+
+
+def test_stragglers_need_a_strategy_that_sets_local_epochs():
+    class NoEpochs(fl.Strategy):
+        def configure_fit(self, server_round, parameters, num_clients, generator):
+            return [(0, {"lr": 0.1})]
+
+    with pytest.raises(ValueError, match="local_epochs"):
+        fl.Stragglers(NoEpochs(), fraction=0.5).configure_fit(1, [], 3, torch.Generator().manual_seed(0))
