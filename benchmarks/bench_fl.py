@@ -16,22 +16,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 from dpfl_course import data, fl  # noqa: E402
+from dpfl_course.testing import ms, print_table as table  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-def table(title, rows, headers):
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(f"\n{title}")
-    print(line.format(*headers))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
-
-
-def ms(seconds):
-    return f"{seconds * 1000:.1f}"
 
 
 def digits_clients(num_clients, *, alpha=None, seed=0):

@@ -130,7 +130,10 @@ def _repair_min_size(counts: np.ndarray, min_size: int) -> None:
 
 
 def partition_dirichlet(labels, num_clients, *, alpha, seed=0, min_size=1) -> list[np.ndarray]:
-    """Label-skewed split (Hsu et al. 2019): each class is shared among clients by Dir(alpha) weights.
+    """Label-skewed split: each class is shared among clients by Dir(alpha) weights.
+
+    This is the split of Yurochkin et al. 2019 and Wang et al. 2020 (FedMA); Hsu et al. 2019
+    instead draw each client's label mix from a Dirichlet. Both give strong skew at small alpha.
 
     For each class c, proportions p_c ~ Dir(alpha * 1_K) over the K clients are drawn and the
     class's examples, shuffled, are cut by those proportions (cumulative shares rounded to the

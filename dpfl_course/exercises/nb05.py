@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpfl_course.exercises import Feedback, run_cases
+from dpfl_course.exercises import Feedback, attempt, run_cases
 
 
 def shard_partition(labels, num_clients, shards_per_client, seed):
@@ -61,14 +61,11 @@ def check_shard_partition(func) -> Feedback:
     cases = [(aligned, 10, 2, True), (uneven, 5, 3, False), (aligned, 4, 5, True)]
     for labels, k, s, pure in cases:
         where = f"labels of size {labels.size}, num_clients={k}, shards_per_client={s}"
-        try:
-            parts = _as_parts(func(labels.copy(), k, s, 0))
-            again = _as_parts(func(labels.copy(), k, s, 0))
-        except NotImplementedError:
-            return Feedback(False, "Not yet: the function still raises NotImplementedError "
-                                   "(replace the skeleton with your code).")
-        except Exception as error:  # the learner sees the message, not our traceback
-            return Feedback(False, f"Not yet: on {where} your function raised {type(error).__name__}: {error}")
+        splits, failed = attempt(lambda: [_as_parts(func(labels.copy(), k, s, 0)) for _ in range(2)],
+                                 where=f"on {where} ")
+        if failed is not None:
+            return failed
+        parts, again = splits
         if len(parts) != k:
             return Feedback(False, f"Not yet: on {where} expected {k} index arrays (one per client), got {len(parts)}.")
         every = np.concatenate(parts) if parts else np.array([], dtype=np.int64)
