@@ -36,12 +36,18 @@ import math
 import warnings
 
 import numpy as np
-from opacus.accountants import PRVAccountant, RDPAccountant
-from opacus.accountants.analysis import rdp as _opacus_rdp
-from opacus.accountants.analysis.prv import Domain
 from scipy.fft import next_fast_len
 
 from dpfl_course._validate import check_finite, check_int
+
+# Opacus is imported on first use, not here: importing it loads its whole training stack (about
+# 2 s), and notebooks 01-03 use the mechanisms without ever asking an accountant.
+
+
+def _opacus_rdp():
+    from opacus.accountants.analysis import rdp
+
+    return rdp
 
 __all__ = [
     "RDP_ORDERS",
@@ -57,9 +63,12 @@ __all__ = [
     "rdp_to_epsilon",
 ]
 
+# Opacus's default RDP orders (``RDPAccountant.DEFAULT_ALPHAS``, tested equal).
+_OPACUS_ORDERS: tuple[float, ...] = (tuple(1 + x / 10.0 for x in range(1, 100))
+                                     + tuple(float(a) for a in range(12, 64)))
+
 #: RDP orders α searched by the RDP accountant: Opacus's defaults plus four large orders.
-RDP_ORDERS: tuple[float, ...] = tuple(float(a) for a in RDPAccountant.DEFAULT_ALPHAS) + (
-    128.0, 256.0, 512.0, 1024.0)
+RDP_ORDERS: tuple[float, ...] = _OPACUS_ORDERS + (128.0, 256.0, 512.0, 1024.0)
 
 #: The PRV accountant's ε error, relative to ε (see the module docstring).
 PRV_RELATIVE_ERROR = 0.005
@@ -107,7 +116,7 @@ def gaussian_rdp(*, noise_multiplier, orders=None) -> np.ndarray:
 @functools.lru_cache(maxsize=200_000)
 def _rdp_at(noise_multiplier: float, sample_rate: float, order: float) -> float:
     """Opacus's RDP of one subsampled-Gaussian step at one order (cached: sliders revisit)."""
-    return float(_opacus_rdp.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier,
+    return float(_opacus_rdp().compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier,
                                          steps=1, orders=float(order)))
 
 
@@ -155,7 +164,7 @@ def rdp_to_epsilon(rdp, *, delta, orders=None) -> tuple[float, float]:
         return math.inf, float(alphas[0])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Optimal order is the")
-        eps, best = _opacus_rdp.get_privacy_spent(orders=list(alphas), rdp=values, delta=d)
+        eps, best = _opacus_rdp().get_privacy_spent(orders=list(alphas), rdp=values, delta=d)
     return float(eps), float(best)
 
 
@@ -215,39 +224,45 @@ def _epsilon_rdp(runs: tuple, delta: float, orders: tuple = RDP_ORDERS) -> float
     return rdp_to_epsilon(rdp, delta=delta, orders=orders)[0]
 
 
-# Opacus's own order grid: its PRV accountant sizes its domain with a default RDPAccountant.
-_OPACUS_ORDERS: tuple[float, ...] = tuple(float(a) for a in RDPAccountant.DEFAULT_ALPHAS)
+@functools.cache
+def _prv_accountant_class():
+    """Opacus's PRV accountant, faster for sliders (a class made on first use: see the imports)."""
+    from opacus.accountants import PRVAccountant
+
+    class FastPRVAccountant(PRVAccountant):
+        _get_domain = _safe_domain
+    return FastPRVAccountant
 
 
-class _PRVAccountant(PRVAccountant):
-    """Opacus's PRV accountant, faster for sliders: its safe domain (Gopi et al., remark 5.6) is
-    sized from our cached RDP instead of two fresh RDP accountants (the same size as Opacus's
+def _safe_domain(self, prvs, num_self_compositions, eps_error, delta_error):
+    """The PRV accountant's domain: Opacus's safe domain (Gopi et al., remark 5.6), sized from our
+    cached RDP instead of two fresh RDP accountants (the same size as Opacus's
     ``compute_safe_domain_size``, tested), and widened to an FFT-friendly length."""
+    from opacus.accountants.analysis.prv import Domain
 
-    def _get_domain(self, prvs, num_self_compositions, eps_error, delta_error):
-        total = sum(num_self_compositions)
-        runs = _canonical_runs((p.noise_multiplier, p.sample_rate, n)
-                               for p, n in zip(prvs, num_self_compositions))
-        size = _epsilon_rdp(runs, delta_error / 4, _OPACUS_ORDERS)
-        for p in prvs:
-            one = ((p.noise_multiplier, p.sample_rate, 1),)
-            size = max(size, _epsilon_rdp(one, delta_error / (8 * total), _OPACUS_ORDERS))
-        half_width = max(size, eps_error) + 3
-        mesh_size = eps_error / np.sqrt(total * np.log(12 / delta_error) / 2)
-        domain = Domain.create_aligned(-half_width, half_width, mesh_size)
-        # Widen the domain evenly on both sides (Opacus's composition assumes it centred) to the
-        # next even FFT-friendly length (2^a 3^b 5^c): the composition is one FFT of this length,
-        # which costs up to 4x more at an awkward length. A wider domain only truncates less.
-        fast = next_fast_len(domain.size, real=True)
-        while fast % 2:  # even, like Opacus's sizes: the extra points split evenly
-            fast = next_fast_len(fast + 1, real=True)
-        extra = (fast - domain.size) // 2 * domain.dt
-        return Domain(domain.t_min - extra, domain.t_max + extra, fast)
+    total = sum(num_self_compositions)
+    runs = _canonical_runs((p.noise_multiplier, p.sample_rate, n)
+                           for p, n in zip(prvs, num_self_compositions))
+    size = _epsilon_rdp(runs, delta_error / 4, _OPACUS_ORDERS)
+    for p in prvs:
+        one = ((p.noise_multiplier, p.sample_rate, 1),)
+        size = max(size, _epsilon_rdp(one, delta_error / (8 * total), _OPACUS_ORDERS))
+    half_width = max(size, eps_error) + 3
+    mesh_size = eps_error / np.sqrt(total * np.log(12 / delta_error) / 2)
+    domain = Domain.create_aligned(-half_width, half_width, mesh_size)
+    # Widen the domain evenly on both sides (Opacus's composition assumes it centred) to the
+    # next even FFT-friendly length (2^a 3^b 5^c): the composition is one FFT of this length,
+    # which costs up to 4x more at an awkward length. A wider domain only truncates less.
+    fast = next_fast_len(domain.size, real=True)
+    while fast % 2:  # even, like Opacus's sizes: the extra points split evenly
+        fast = next_fast_len(fast + 1, real=True)
+    extra = (fast - domain.size) // 2 * domain.dt
+    return Domain(domain.t_min - extra, domain.t_max + extra, fast)
 
 
 def _prv_epsilon(runs, delta, eps_error) -> float:
     """Opacus's PRV accountant (upper bound) for the composition of ``runs``."""
-    accountant = _PRVAccountant()
+    accountant = _prv_accountant_class()()
     accountant.history = [(sigma, q, n) for sigma, q, n in runs]
     # At sample_rate = 1 its density takes log(1 - q) = log 0 (harmless: it means t > -inf).
     with warnings.catch_warnings(), np.errstate(divide="ignore"):

@@ -216,7 +216,7 @@ def test_prv_domain_is_opacus_safe_domain(runs):
     prvs = [PoissonSubsampledGaussianPRV(q, sigma) for sigma, q, _ in runs]
     counts = [n for _, _, n in runs]
     eps_error, delta_error = 0.004, 1e-8
-    ours = accounting._PRVAccountant()._get_domain(prvs, counts, eps_error, delta_error)
+    ours = accounting._prv_accountant_class()()._get_domain(prvs, counts, eps_error, delta_error)
     theirs = PRVAccountant()._get_domain(prvs, counts, eps_error, delta_error)
     L = compute_safe_domain_size(prvs, counts, eps_error=eps_error, delta_error=delta_error)
     # Same mesh and centre as Opacus's domain, at least as wide, and an even FFT-friendly length.
@@ -377,3 +377,18 @@ def test_rdp_helpers_reject_bad_arguments():
         dp.composed_epsilon([(1.0, 0.1)], delta=1e-5)
     with pytest.raises(ValueError, match="sample_rate"):
         dp.composed_epsilon([(1.0, 0.0, 5)], delta=1e-5)
+
+
+def test_orders_are_opacus_defaults_plus_four_large_ones():
+    assert accounting._OPACUS_ORDERS == tuple(float(a) for a in RDPAccountant.DEFAULT_ALPHAS)
+    assert accounting.RDP_ORDERS[-4:] == (128.0, 256.0, 512.0, 1024.0)
+
+
+def test_importing_dp_does_not_import_opacus():
+    # Notebooks 01-03 use only the mechanisms; Opacus (about 2 s to import) loads on first use.
+    import subprocess
+    import sys
+
+    code = "import sys; from dpfl_course import dp; print('opacus' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
