@@ -33,7 +33,8 @@ def import_times(repeats=5):
     base = run("pass")
     rows = []
     for code in ["import dpfl_course", "from dpfl_course import data",
-                 "from dpfl_course import data, plotting, widgets"]:
+                 "from dpfl_course import data, plotting, widgets", "from dpfl_course import dp",
+                 "from dpfl_course import fl", "import opacus"]:
         rows.append((code, ms(run(code) - base)))
     table(f"Import time (fresh interpreter, median of {repeats}, interpreter start-up of {ms(base)} ms subtracted)",
           rows, ["statement", "ms"])
