@@ -59,3 +59,29 @@ def check_int(name: str, value, *, low=None, high=None) -> int:
     if (low is not None and v < low) or (high is not None and v > high):
         raise ValueError(msg)
     return v
+
+
+def check_epsilon(value, *, name: str = "epsilon", allow_zero: bool = False) -> float:
+    """ε of a privacy guarantee: a finite number > 0 (or >= 0 with ``allow_zero``).
+
+    >>> check_epsilon(0.5)
+    0.5
+    >>> check_epsilon(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: epsilon must be a finite number in (0, inf), got -1
+    """
+    return check_finite(name, value, low=0, low_open=not allow_zero)
+
+
+def check_delta(value, *, name: str = "delta", allow_zero: bool = False) -> float:
+    """δ of an (ε, δ) guarantee: in (0, 1) (or [0, 1) with ``allow_zero``).
+
+    >>> check_delta(1e-5)
+    1e-05
+    >>> check_delta(1)
+    Traceback (most recent call last):
+    ...
+    ValueError: delta must be a finite number in (0, 1), got 1
+    """
+    return check_finite(name, value, low=0, high=1, low_open=not allow_zero, high_open=True)

@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 from scipy.fft import next_fast_len
 
-from dpfl_course._validate import check_finite, check_int
+from dpfl_course._validate import check_delta, check_finite, check_int
 
 # Opacus is imported on first use, not here: importing it loads its whole training stack (about
 # 2 s), and notebooks 01-03 use the mechanisms without ever asking an accountant.
@@ -153,7 +153,7 @@ def rdp_to_epsilon(rdp, *, delta, orders=None) -> tuple[float, float]:
     >>> round(eps, 3), alpha
     (4.729, 5.4)
     """
-    d = check_finite("delta", delta, low=0, high=1, low_open=True, high_open=True)
+    d = check_delta(delta)
     alphas = _check_orders(orders)
     values = np.atleast_1d(np.asarray(rdp, dtype=float))
     if values.shape != (len(alphas),):
@@ -296,7 +296,7 @@ def _epsilon_prv(runs: tuple, delta: float) -> float:
         guess = 0.5 * rdp_bound
         eps_error = _relative_eps_error(guess)
         while _prv_grid_size(rdp_bound, total_steps, delta, eps_error) > _MAX_PRV_GRID:
-            eps_error *= 2
+            eps_error = min(2 * eps_error, 0.01)  # 0.01 fits the grid (checked above)
         upper = _prv_epsilon(runs, delta, eps_error)
         finer = _relative_eps_error(upper - eps_error)  # get_epsilon returns estimate + eps_error
         if finer < eps_error and _prv_grid_size(rdp_bound, total_steps, delta, finer) <= _MAX_PRV_GRID:
@@ -309,10 +309,10 @@ def _epsilon_prv(runs: tuple, delta: float) -> float:
     return max(0.0, min(upper, rdp_bound))
 
 
-def _check_run(noise_multiplier, sample_rate, steps) -> tuple[float, float, int]:
+def _check_run(noise_multiplier, sample_rate, steps, *, min_steps=0) -> tuple[float, float, int]:
     return (check_finite("noise_multiplier", noise_multiplier, low=0, low_open=True),
             check_finite("sample_rate", sample_rate, low=0, high=1, low_open=True),
-            check_int("steps", steps, low=0))
+            check_int("steps", steps, low=min_steps))
 
 
 def composed_epsilon(runs, *, delta, accountant="rdp") -> float:
@@ -337,7 +337,7 @@ def composed_epsilon(runs, *, delta, accountant="rdp") -> float:
             raise ValueError("runs must hold (noise_multiplier, sample_rate, steps) triples, "
                              f"got {run!r}") from None
         checked.append(_check_run(sigma, q, n))
-    d = check_finite("delta", delta, low=0, high=1, low_open=True, high_open=True)
+    d = check_delta(delta)
     kind = _check_accountant(accountant)
     canonical = _canonical_runs(checked)
     return _epsilon_rdp(canonical, d) if kind == "rdp" else _epsilon_prv(canonical, d)
@@ -370,7 +370,7 @@ def epsilon(*, noise_multiplier, sample_rate, steps, delta, accountant="rdp") ->
     0.0
     """
     sigma, q, n = _check_run(noise_multiplier, sample_rate, steps)
-    d = check_finite("delta", delta, low=0, high=1, low_open=True, high_open=True)
+    d = check_delta(delta)
     kind = _check_accountant(accountant)
     runs = ((sigma, q, n),) if n > 0 else ()
     return _epsilon_rdp(runs, d) if kind == "rdp" else _epsilon_prv(runs, d)
@@ -433,7 +433,7 @@ def _log_ratio(value: float, target: float) -> float:
 def noise_multiplier_for(*, target_epsilon, sample_rate, steps, delta, accountant="rdp") -> float:
     """The smallest noise multiplier σ (to within 0.1 %) whose ε is at most ``target_epsilon``.
 
-    Inverts :func:`epsilon` by bracketing and bisection, so
+    Inverts :func:`epsilon` by bracketing, then regula falsi on log ε against log σ, so
     ``epsilon(noise_multiplier=noise_multiplier_for(target_epsilon=t, ...), ...)`` lies in
     ``[t·(1 − NOISE_MULTIPLIER_RTOL), t]``.
 
@@ -451,6 +451,6 @@ def noise_multiplier_for(*, target_epsilon, sample_rate, steps, delta, accountan
     target = check_finite("target_epsilon", target_epsilon, low=0, low_open=True)
     q = check_finite("sample_rate", sample_rate, low=0, high=1, low_open=True)
     n = check_int("steps", steps, low=1)
-    d = check_finite("delta", delta, low=0, high=1, low_open=True, high_open=True)
+    d = check_delta(delta)
     kind = _check_accountant(accountant)
     return _noise_multiplier_for(target, q, n, d, kind)

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from scipy import optimize
 
-from dpfl_course._validate import check_finite, check_int
+from dpfl_course._validate import check_delta, check_epsilon, check_finite, check_int
 from dpfl_course.dp.accounting import RDP_ORDERS, _conversion_offset
 from dpfl_course.dp.mechanisms import gaussian_sigma
 
@@ -84,8 +84,8 @@ def advanced_composition(*, epsilon, delta, k, delta_prime) -> tuple[float, floa
     >>> round(eps, 4), dlt
     (5.8502, 1e-05)
     """
-    eps = check_finite("epsilon", epsilon, low=0, low_open=True)
-    dlt = check_finite("delta", delta, low=0, high=1, high_open=True)
+    eps = check_epsilon(epsilon)
+    dlt = check_delta(delta, allow_zero=True)
     runs = check_int("k", k, low=1)
     dp = check_finite("delta_prime", delta_prime, low=0, high=1, low_open=True, high_open=True)
     total_eps = eps * math.sqrt(2 * runs * math.log(1 / dp)) + runs * eps * math.expm1(eps)
@@ -148,8 +148,8 @@ def gaussian_sigma_per_query(*, epsilon, delta, num_queries, composition="rdp", 
     ...  for r in COMPOSITION_RULES]
     [36.3, 59.72, 12.79, 11.8]
     """
-    eps = check_finite("epsilon", epsilon, low=0, low_open=True)
-    dlt = check_finite("delta", delta, low=0, high=1, low_open=True, high_open=True)
+    eps = check_epsilon(epsilon)
+    dlt = check_delta(delta)
     k = check_int("num_queries", num_queries, low=1)
     if composition not in COMPOSITION_RULES:
         raise ValueError(f"composition must be one of {COMPOSITION_RULES}, got {composition!r}")

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 from scipy import optimize, special
 
-from dpfl_course._validate import check_finite, check_int
+from dpfl_course._validate import check_delta, check_epsilon, check_finite, check_int
 
 __all__ = [
     "laplace_mechanism",
@@ -44,14 +44,6 @@ def _torch_tensor(value) -> bool:
     # torch is imported lazily: if it is not loaded, value cannot be a tensor.
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
-
-
-def _check_epsilon(epsilon) -> float:
-    return check_finite("epsilon", epsilon, low=0, low_open=True)
-
-
-def _check_delta(delta) -> float:
-    return check_finite("delta", delta, low=0, high=1, low_open=True, high_open=True)
 
 
 def _check_sensitivity(sensitivity) -> float:
@@ -87,6 +79,8 @@ def _noisy(value, generator, draw_numpy, draw_torch):
 
         if not bool(torch.isfinite(value).all()):
             raise ValueError("value must hold only finite numbers (no NaN or inf)")
+        if value.is_floating_point() and value.element_size() < 4:
+            raise ValueError(f"value must be float32 or float64 (or integers), got dtype {value.dtype}")
         g = _torch_generator(generator)
         dtype = value.dtype if value.is_floating_point() else torch.get_default_dtype()
         noise = draw_torch(tuple(value.shape), g, dtype)  # drawn on the CPU generator's device
@@ -102,6 +96,9 @@ def _noisy(value, generator, draw_numpy, draw_torch):
     array = np.asarray(value)
     if array.dtype.kind not in "iuf":
         raise ValueError(f"value must be a finite number or array of numbers, got dtype {array.dtype}")
+    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
+        # float16 overflows at 65504 and its coarse grid leaks more (Mironov): refuse it.
+        raise ValueError(f"value must be float32 or float64 (or integers), got dtype {array.dtype}")
     array = array.astype(np.float64) if array.dtype.kind in "iu" else array
     if not np.isfinite(array).all():
         raise ValueError("value must hold only finite numbers (no NaN or inf)")
@@ -138,7 +135,7 @@ def laplace_mechanism(value, *, sensitivity, epsilon, generator=None):
     >>> round(laplace_mechanism(100, sensitivity=1.0, epsilon=0.5, generator=rng), 3)
     100.64
     """
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
     sensitivity = _check_sensitivity(sensitivity)
     scale = sensitivity / epsilon
 
@@ -183,7 +180,7 @@ def gaussian_delta(sigma, *, epsilon, sensitivity=1.0) -> float:
     1e-05
     """
     sigma = check_finite("sigma", sigma, low=0, low_open=True)
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
     sensitivity = _check_sensitivity(sensitivity)
     return math.exp(_log_gaussian_delta(sigma, epsilon, sensitivity))
 
@@ -219,8 +216,8 @@ def gaussian_sigma(*, epsilon, delta, sensitivity=1.0, analytic=True) -> float:
     >>> round(gaussian_sigma(epsilon=1.0, delta=1e-5, analytic=False), 4)
     4.8448
     """
-    epsilon = _check_epsilon(epsilon)
-    delta = _check_delta(delta)
+    epsilon = check_epsilon(epsilon)
+    delta = check_delta(delta)
     sensitivity = _check_sensitivity(sensitivity)
     if not isinstance(analytic, (bool, np.bool_)):
         raise ValueError(f"analytic must be True or False, got {analytic!r}")
@@ -311,7 +308,7 @@ def exponential_probabilities(scores, *, sensitivity, epsilon) -> np.ndarray:
     [0.2689, 0.7311]
     """
     array = _check_scores(scores)
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
     sensitivity = _check_sensitivity(sensitivity)
     return special.softmax(epsilon * array / (2.0 * sensitivity))
 
@@ -339,7 +336,7 @@ def exponential_mechanism(scores, *, sensitivity, epsilon, generator=None, size=
     1
     """
     array = _check_scores(scores)
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
     sensitivity = _check_sensitivity(sensitivity)
     g = _numpy_generator(generator)
     logits = epsilon * array / (2.0 * sensitivity)
@@ -359,7 +356,7 @@ def keep_probability(epsilon) -> float:
     >>> round(keep_probability(math.log(3)), 4)
     0.75
     """
-    return float(special.expit(_check_epsilon(epsilon)))
+    return float(special.expit(check_epsilon(epsilon)))
 
 
 def _check_bits(name: str, bits) -> np.ndarray:
@@ -390,7 +387,7 @@ def randomized_response(bits, *, epsilon, generator=None):
     >>> randomized_response([1, 1, 0, 0, 1], epsilon=2.0, generator=rng).tolist()
     [1, 1, 0, 0, 1]
     """
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
     keep = keep_probability(epsilon)
     array = _check_bits("bits", bits)
     if _torch_tensor(bits):
@@ -429,7 +426,7 @@ def estimate_frequency(responses, *, epsilon) -> float:
     >>> round(estimate_frequency([1, 1, 1, 1], epsilon=math.log(3)), 4)
     1.5
     """
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
     array = _check_bits("responses", responses)
     if array.size == 0:
         raise ValueError("responses must hold at least one report, got none")

@@ -29,8 +29,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from dpfl_course._validate import check_finite, check_int
-from dpfl_course.dp.mechanisms import _check_epsilon, _check_sensitivity, _numpy_generator
+from dpfl_course._validate import check_epsilon, check_finite, check_int
+from dpfl_course.dp.mechanisms import _check_sensitivity, _numpy_generator
 
 __all__ = [
     "naive_laplace",
@@ -266,7 +266,7 @@ def exact_epsilon(epsilon) -> Fraction:
     >>> exact_epsilon(0.5), float(exact_epsilon(0.1))
     (Fraction(1, 2), 0.09999942779541016)
     """
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
     fraction = Fraction(math.floor(Fraction(epsilon) * 2 ** _EPSILON_BITS), 2 ** _EPSILON_BITS)
     if fraction == 0:
         raise ValueError(f"epsilon must be at least 2**-20 for the exact sampler, got {epsilon!r}")
@@ -322,6 +322,10 @@ def discrete_laplace_mechanism(value, *, sensitivity, epsilon, granularity=1.0, 
                          "(round the query to the grid first and add one granularity to its sensitivity)")
     # A hair of tolerance so that 0.3/0.1 counts as 3 steps, not 4.
     k = max(1, math.ceil(sensitivity / granularity - 1e-9))
+    if Fraction(k) / eps > 2 ** 20:
+        raise ValueError(f"sensitivity / (granularity · epsilon) must be at most 2**20 for the exact "
+                         f"sampler, got {float(Fraction(k) / eps):g} (sensitivity={sensitivity:g}, "
+                         f"granularity={granularity:g}, epsilon={float(eps):g}); use a coarser granularity")
     noise = sample_discrete_laplace(Fraction(k) / eps, size=array.size, generator=g)
     out = granularity * (steps + noise)
     return float(out[0]) if scalar else out.reshape(np.shape(value))

@@ -298,3 +298,11 @@ def test_range_is_in_the_message():
         M.laplace_mechanism(1.0, sensitivity=1.0, epsilon=0)
     with pytest.raises(ValueError, match=r"delta must be a finite number in \(0, 1\)"):
         M.gaussian_sigma(epsilon=1.0, delta=1.0)
+
+
+@pytest.mark.parametrize("make", [lambda: np.ones(3, dtype=np.float16), lambda: torch.ones(3, dtype=torch.float16),
+                                  lambda: torch.ones(3, dtype=torch.bfloat16)], ids=["np16", "torch16", "bf16"])
+def test_half_precision_values_are_refused(make):
+    # float16 overflows at 65504 (Laplace noise at small ε turns into inf) and its coarse grid leaks more.
+    with pytest.raises(ValueError, match="value must be float32 or float64"):
+        M.laplace_mechanism(make(), sensitivity=1.0, epsilon=1e-6)

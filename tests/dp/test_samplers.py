@@ -202,3 +202,8 @@ BAD = [
 def test_bad_inputs_raise_value_error_naming_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_discrete_laplace_mechanism_names_its_own_arguments_when_the_scale_is_too_large():
+    with pytest.raises(ValueError, match=r"sensitivity / \(granularity · epsilon\).*sensitivity=10000"):
+        S.discrete_laplace_mechanism(5.0, sensitivity=1e4, epsilon=1e-3)
