@@ -85,3 +85,39 @@ def check_delta(value, *, name: str = "delta", allow_zero: bool = False) -> floa
     ValueError: delta must be a finite number in (0, 1), got 1
     """
     return check_finite(name, value, low=0, high=1, low_open=not allow_zero, high_open=True)
+
+
+def check_partition(partition, n: int) -> list[np.ndarray]:
+    """Return ``partition`` as a list of 1-D int64 index arrays after checking every index is in [0, n).
+
+    A partition is a list of index arrays, one per client (lists, numpy arrays or torch tensors).
+    Float or boolean arrays are rejected, not truncated; an empty client is allowed here (callers
+    that cannot train on one reject it themselves).
+
+    Raises:
+        ValueError: naming ``partition[k]`` and what is wrong.
+
+    >>> [p.tolist() for p in check_partition([[0, 2], np.array([1])], 3)]
+    [[0, 2], [1]]
+    >>> check_partition([[0.0, 1.5]], 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: partition[0] must be a 1-D array of integer indices, got shape (2,) and dtype float64
+    """
+    if isinstance(partition, (str, bytes)) or not hasattr(partition, "__iter__"):
+        raise ValueError(f"partition must be a list of index arrays, one per client, got {type(partition).__name__}")
+    parts = []
+    for k, p in enumerate(partition):
+        if hasattr(p, "cpu") and hasattr(p, "numpy"):
+            p = p.detach().cpu().numpy()
+        arr = np.asarray(p)
+        if arr.size == 0:  # an empty list arrives as float64; it is still a valid empty client
+            arr = arr.astype(np.int64)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"partition[{k}] must be a 1-D array of integer indices, got shape {arr.shape} "
+                             f"and dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() >= n):
+            raise ValueError(f"partition[{k}] indices must be in [0, {n - 1}], "
+                             f"got values in [{arr.min()}, {arr.max()}]")
+        parts.append(arr.astype(np.int64, copy=False))
+    return parts

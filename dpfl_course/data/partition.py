@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpfl_course._validate import check_finite, check_int
+from dpfl_course._validate import check_finite, check_int, check_partition
 
 __all__ = [
     "partition_iid",
@@ -278,28 +278,6 @@ def partition_quantity_skew(labels, num_clients, *, alpha, seed=0, min_size=1) -
     return _split_by_owner(owner, k)
 
 
-def _as_partition(partition, n: int) -> list[np.ndarray]:
-    parts = []
-    for p in partition:
-        if hasattr(p, "cpu") and hasattr(p, "numpy"):
-            p = p.detach().cpu().numpy()
-        arr = np.asarray(p)
-        if arr.size == 0:  # an empty list arrives as float64; it is still a valid empty client
-            arr = arr.astype(np.int64)
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(
-                f"partition must be a list of 1-D integer index arrays, got an array of shape "
-                f"{arr.shape} and dtype {arr.dtype}"
-            )
-        if arr.size and (arr.min() < 0 or arr.max() >= n):
-            raise ValueError(
-                f"partition indices must be in [0, {n - 1}] (one per label), "
-                f"got values in [{arr.min()}, {arr.max()}]"
-            )
-        parts.append(arr)
-    return parts
-
-
 def label_counts(labels, partition, *, num_classes=None) -> np.ndarray:
     """Count each label in each client's share: the matrix behind per-client label bar plots.
 
@@ -321,7 +299,7 @@ def label_counts(labels, partition, *, num_classes=None) -> np.ndarray:
     low = int(y.max()) + 1
     c = low if num_classes is None else _check_int(
         "num_classes", num_classes, low=low, high=None, why="every label must be below num_classes")
-    parts = _as_partition(partition, y.size)
+    parts = check_partition(partition, y.size)
     counts = np.zeros((len(parts), c), dtype=np.int64)
     for k, p in enumerate(parts):
         counts[k] = np.bincount(y[p], minlength=c)

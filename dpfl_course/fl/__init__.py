@@ -19,6 +19,7 @@ chooses clients (``configure_fit``) and combines their results (``aggregate_fit`
 from dpfl_course.fl.aggregate import weighted_average
 from dpfl_course.fl.client import (
     Client,
+    FitConfig,
     FitRes,
     accuracy_per_class,
     batch_schedule,
@@ -26,6 +27,7 @@ from dpfl_course.fl.client import (
     client_seeds,
     epoch_permutations,
     evaluate,
+    parse_fit_config,
     train_local,
 )
 from dpfl_course.fl.client_data import check_client_data, make_client_data
@@ -47,10 +49,11 @@ from dpfl_course.fl.strategy import Strategy, StrategyWrapper
 from dpfl_course.fl.vectorised import VectorisedEngine
 
 __all__ = [
-    "ENGINES", "Client", "FedAvg", "FedProx", "FedSGD", "FitRes", "History", "LogisticRegression", "MLP",
-    "SequentialEngine", "Strategy", "StrategyWrapper", "Stragglers", "VectorisedEngine", "accuracy_per_class",
-    "batch_schedule", "check_client_data", "client_seed", "client_seeds", "epoch_permutations",
-    "evaluate", "get_parameters", "init_parameters", "make_client_data", "parameter_bytes",
-    "parameters_to_vector", "run_federated", "sample_clients", "set_parameters", "train_client_by_client",
-    "train_local", "vector_to_parameters", "weighted_average",
+    "ENGINES", "Client", "FedAvg", "FedProx", "FedSGD", "FitConfig", "FitRes", "History",
+    "LogisticRegression", "MLP", "SequentialEngine", "Strategy", "StrategyWrapper", "Stragglers",
+    "VectorisedEngine", "accuracy_per_class", "batch_schedule", "check_client_data", "client_seed",
+    "client_seeds", "epoch_permutations", "evaluate", "get_parameters", "init_parameters",
+    "make_client_data", "parameter_bytes", "parse_fit_config", "parameters_to_vector", "run_federated",
+    "sample_clients", "set_parameters", "train_client_by_client", "train_local", "vector_to_parameters",
+    "weighted_average",
 ]

@@ -8,8 +8,10 @@ The shape follows Flower's ``NumPyClient.fit(parameters, config)``; the config k
   holds numbers) or None means the whole local dataset, i.e. one full-batch step per epoch),
   ``"lr"`` (float > 0),
 - ``"proximal_mu"`` (float >= 0, FedProx's μ; 0 or absent means plain local SGD),
-- ``"seed"`` (int): seeds this client's generator for shuffling in this round; the simulation
-  engines set it to :func:`client_seed` (seed, server_round, client id).
+- ``"seed"`` (int in [0, 2**64 - 1]): seeds this client's generator for shuffling in this round;
+  the simulation engines set it to :func:`client_seed` (seed, server_round, client id).
+
+:func:`parse_fit_config` reads and checks these keys for both simulation engines.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from torch import nn
 from dpfl_course._validate import check_finite, check_int
 from dpfl_course.fl.parameters import get_parameters, set_parameters
 
-__all__ = ["FitRes", "Client", "client_seed", "client_seeds", "epoch_permutations", "batch_schedule", "train_local", "evaluate",
-           "accuracy_per_class"]
+__all__ = ["FitRes", "FitConfig", "parse_fit_config", "check_client_id", "Client", "client_seed", "client_seeds",
+           "epoch_permutations", "batch_schedule", "train_local", "evaluate", "accuracy_per_class"]
+
+_SEED_PART_MAX = 2**64 - 1  # seeds and the parts of client_seed's triple are 64-bit words
 
 
 class FitRes(NamedTuple):
@@ -34,6 +38,54 @@ class FitRes(NamedTuple):
     parameters: list[torch.Tensor]
     num_examples: int
     metrics: dict
+
+
+class FitConfig(NamedTuple):
+    """A checked fit config (see the module docstring); ``batch_size`` None means the whole local dataset."""
+
+    local_epochs: int
+    batch_size: int | None
+    lr: float
+    proximal_mu: float
+    seed: int
+
+
+def parse_fit_config(config) -> FitConfig:
+    """Read and check a fit config, filling in the defaults: what both simulation engines train with.
+
+    Defaults: ``local_epochs`` 1, ``batch_size`` 10, ``lr`` 0.1, ``proximal_mu`` 0, ``seed`` 0.
+    Other keys are ignored (a strategy may send more). Nothing is truncated: ``local_epochs=1.7``
+    is an error, not one epoch.
+
+    Raises:
+        ValueError: naming the key, for a value of the wrong type or out of range.
+
+    >>> parse_fit_config({"local_epochs": 2, "batch_size": 0, "lr": 0.5})
+    FitConfig(local_epochs=2, batch_size=None, lr=0.5, proximal_mu=0.0, seed=0)
+    >>> parse_fit_config({"local_epochs": 1.7})
+    Traceback (most recent call last):
+    ...
+    ValueError: local_epochs must be an integer in [1, inf), got 1.7
+    """
+    if not hasattr(config, "get"):
+        raise ValueError(f"config must be a dict of fit settings, got {type(config).__name__}")
+    batch_size = config.get("batch_size", 10)
+    if batch_size is not None:  # 0 (what FedAvg sends for None: a config holds numbers) means all
+        batch_size = check_int("batch_size", batch_size, low=0) or None
+    return FitConfig(local_epochs=check_int("local_epochs", config.get("local_epochs", 1), low=1),
+                     batch_size=batch_size,
+                     lr=check_finite("lr", config.get("lr", 0.1), low=0, low_open=True),
+                     proximal_mu=check_finite("proximal_mu", config.get("proximal_mu", 0.0), low=0),
+                     seed=check_int("seed", config.get("seed", 0), low=0, high=_SEED_PART_MAX))
+
+
+def check_client_id(cid, num_clients: int) -> int:
+    """``cid`` as an int after checking it names one of ``num_clients`` clients (both engines' check).
+
+    >>> check_client_id(2, 3)
+    2
+    """
+    return check_int("client id", cid, low=0, high=num_clients - 1)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -45,22 +97,16 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _check_seed_part(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-        check_int(name, v, low=0)  # raises the usual message
-    return int(v)
-
-
 def client_seeds(seed: int, server_round: int, cids) -> list[int]:
     """:func:`client_seed` of every client in ``cids`` at once (what the simulation engines use).
 
     >>> client_seeds(0, 1, [3, 4]) == [client_seed(0, 1, 3), client_seed(0, 1, 4)]
     True
     """
-    seed = _check_seed_part("seed", seed)
-    server_round = _check_seed_part("server_round", server_round)
-    cids = [_check_seed_part("cid", c) for c in cids]
-    h = _splitmix64(np.array([seed & ((1 << 64) - 1)], dtype=np.uint64))
+    seed = check_int("seed", seed, low=0, high=_SEED_PART_MAX)
+    server_round = check_int("server_round", server_round, low=0, high=_SEED_PART_MAX)
+    cids = [check_int("cid", c, low=0, high=_SEED_PART_MAX) for c in cids]
+    h = _splitmix64(np.array([seed], dtype=np.uint64))
     h = _splitmix64(h ^ np.uint64(server_round))
     return (_splitmix64(h ^ np.array(cids, dtype=np.uint64)) >> np.uint64(1)).tolist()
 
@@ -71,6 +117,10 @@ def client_seed(seed: int, server_round: int, cid: int) -> int:
     A SplitMix64 hash of the triple, so that nearby (seed, round, client) triples give unrelated
     streams; both simulation engines use it, so they draw identical minibatches. The result is in
     [0, 2**63) and suits ``torch.Generator().manual_seed``.
+
+    Raises:
+        ValueError: naming ``seed``, ``server_round`` or ``cid`` if it is not an integer in
+            [0, 2**64 - 1] (the hash works on 64-bit words).
 
     >>> client_seed(0, 1, 3) == client_seed(0, 1, 3) != client_seed(0, 2, 3)
     True
@@ -89,10 +139,8 @@ def epoch_permutations(num_examples: int, local_epochs: int, generator: torch.Ge
     >>> epoch_permutations(4, 2, torch.Generator().manual_seed(0)).shape
     torch.Size([2, 4])
     """
-    if not (isinstance(num_examples, int) and num_examples >= 1):
-        num_examples = check_int("num_examples", num_examples, low=1)
-    if not (isinstance(local_epochs, int) and local_epochs >= 1):
-        local_epochs = check_int("local_epochs", local_epochs, low=1)
+    num_examples = check_int("num_examples", num_examples, low=1)
+    local_epochs = check_int("local_epochs", local_epochs, low=1)
     if local_epochs == 1:
         return torch.randperm(num_examples, generator=generator).unsqueeze(0)
     return torch.stack([torch.randperm(num_examples, generator=generator) for _ in range(local_epochs)])
@@ -253,14 +301,10 @@ class Client:
 
     def fit(self, parameters: list[torch.Tensor], config: dict) -> FitRes:
         """Train locally from ``parameters`` as ``config`` says (keys in the module docstring)."""
-        batch_size = config.get("batch_size", 10)
-        generator = torch.Generator().manual_seed(int(config.get("seed", 0)))
-        return train_local(self.model, parameters, self.X, self.y,
-                           local_epochs=int(config.get("local_epochs", 1)),
-                           batch_size=None if batch_size in (0, None) else int(batch_size),
-                           lr=float(config.get("lr", 0.1)),
-                           proximal_mu=float(config.get("proximal_mu", 0.0)),
-                           generator=generator)
+        c = parse_fit_config(config)
+        return train_local(self.model, parameters, self.X, self.y, local_epochs=c.local_epochs,
+                           batch_size=c.batch_size, lr=c.lr, proximal_mu=c.proximal_mu,
+                           generator=torch.Generator().manual_seed(c.seed))
 
     def evaluate(self, parameters: list[torch.Tensor], config: dict | None = None) -> tuple[float, int, dict]:
         """Loss, number of examples and ``{"accuracy": ...}`` of ``parameters`` on this client's data."""

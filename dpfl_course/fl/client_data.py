@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from dpfl_course._validate import check_partition
 
 __all__ = ["make_client_data", "check_client_data"]
 
@@ -16,19 +17,20 @@ def make_client_data(X: torch.Tensor, y: torch.Tensor, partition) -> list[tuple[
         partition: a list of index arrays, one per client (as from ``dpfl_course.data.partition_*``).
 
     Raises:
-        ValueError: if a client gets no examples or an index is out of range.
+        ValueError: if ``X`` and ``y`` differ in length, a client gets no examples, or an index is
+            not an integer in [0, len(X)) (float indices are rejected, not truncated).
 
     >>> parts = make_client_data(torch.zeros(5, 2), torch.arange(5), [[0, 1], [2, 3, 4]])
     >>> [len(y_k) for _, y_k in parts]
     [2, 3]
     """
+    if len(X) != len(y):
+        raise ValueError(f"y must hold one label per row of X, got {len(y)} labels for {len(X)} rows")
     out = []
-    for k, idx in enumerate(partition):
-        idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
-        if idx.numel() == 0:
+    for k, idx in enumerate(check_partition(partition, len(X))):
+        if idx.size == 0:
             raise ValueError(f"partition[{k}] must hold at least one example (an empty client cannot train)")
-        if idx.min() < 0 or idx.max() >= len(X):
-            raise ValueError(f"partition[{k}] indices must lie in [0, {len(X) - 1}]")
+        idx = torch.from_numpy(idx)
         out.append((X[idx], y[idx]))
     return check_client_data(out)
 

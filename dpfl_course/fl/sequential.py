@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dpfl_course.fl.client import Client, FitRes
+from dpfl_course.fl.client import Client, FitRes, check_client_id
 from dpfl_course.fl.client_data import check_client_data
 
 __all__ = ["SequentialEngine"]
@@ -28,4 +28,5 @@ class SequentialEngine:
 
     def fit(self, parameters: list[torch.Tensor], instructions: list[tuple[int, dict]]) -> list[tuple[int, FitRes]]:
         """Each instructed client trains from ``parameters`` with its config; results in the same order."""
-        return [(cid, self.clients[cid].fit(parameters, config)) for cid, config in instructions]
+        return [(cid, self.clients[check_client_id(cid, self.num_clients)].fit(parameters, config))
+                for cid, config in instructions]

@@ -19,11 +19,30 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from dpfl_course._validate import check_finite, check_int
-from dpfl_course.fl.client import FitRes, epoch_permutations
+from dpfl_course.fl.client import FitRes, check_client_id, epoch_permutations, parse_fit_config
 from dpfl_course.fl.client_data import check_client_data
 
 __all__ = ["VectorisedEngine"]
+
+
+def _forward_stacked(model: nn.Module):
+    """``model.forward_stacked`` if it computes the model's own ``forward``, else None.
+
+    A ``forward_stacked`` only matches the ``forward`` of the class that wrote it: a subclass that
+    overrides ``forward`` (say an MLP with tanh) inherits a ``forward_stacked`` that still computes
+    the parent's model. So the fast path is taken only when the class defining ``forward_stacked``
+    is the one defining ``forward`` or a subclass of it (at the same or a more derived place in
+    the MRO), and the instance does not replace ``forward`` itself.
+    """
+    mro = type(model).__mro__
+
+    def level(name):
+        return next((i for i, cls in enumerate(mro) if name in vars(cls)), None)
+
+    stacked, forward = level("forward_stacked"), level("forward")
+    if stacked is None or stacked > forward or "forward" in vars(model):
+        return None
+    return model.forward_stacked
 
 
 class VectorisedEngine:
@@ -43,6 +62,8 @@ class VectorisedEngine:
         use_forward_stacked: when the model has a ``forward_stacked(params, X)`` method (the
             course's :class:`~dpfl_course.fl.LogisticRegression` and :class:`~dpfl_course.fl.MLP`
             do), use it instead of ``vmap(functional_call)``: same maths, less overhead per step.
+            Only a ``forward_stacked`` written with the model's own ``forward`` is used: a subclass
+            that overrides ``forward`` without its own ``forward_stacked`` gets the generic path.
     """
 
     def __init__(self, model: nn.Module, client_data, *, use_forward_stacked: bool = True):
@@ -53,17 +74,12 @@ class VectorisedEngine:
         self.offsets = torch.tensor([0] + self.sizes[:-1]).cumsum(0).tolist()
         self.X = torch.cat([X for X, _ in client_data])
         self.y = torch.cat([y for _, y in client_data])
-        stacked = getattr(model, "forward_stacked", None) if use_forward_stacked else None
+        stacked = _forward_stacked(model) if use_forward_stacked else None
         self._forward = stacked or vmap(lambda params, X: functional_call(self.model, params, (X,)))
 
     @property
     def num_clients(self) -> int:
         return len(self.sizes)
-
-    def _logits(self, params: dict, X: torch.Tensor) -> torch.Tensor:
-        """Every client's model on its own batch: ``functional_call`` vmapped over the clients
-        (or the model's own ``forward_stacked``)."""
-        return self._forward(params, X)
 
     def client_step(self, params: dict, X, y, mask, anchor: dict, mu, lr_active):
         """One SGD step of every client: ``params`` maps names to stacked (K, ...) tensors.
@@ -86,7 +102,7 @@ class VectorisedEngine:
         """
         with torch.enable_grad():
             leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
-            logits = self._logits(leaves, X)
+            logits = self._forward(leaves, X)  # every client's model on its own batch
             losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view_as(mask) * mask
             loss_sums = losses.sum(1)
             per_client = loss_sums / mask.sum(1).clamp(min=1.0)
@@ -115,24 +131,19 @@ class VectorisedEngine:
         perms, sizes, batch_sizes, epochs, cids, lrs, mus = [], [], [], [], [], [], []
         generator = torch.Generator()  # re-seeded per client: the same stream as a fresh one, made once
         for cid, config in instructions:
-            if isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid < self.num_clients:
-                raise ValueError(f"client id must be in [0, {self.num_clients - 1}], got {cid}")
+            cid = check_client_id(cid, self.num_clients)
+            c = parse_fit_config(config)
             n = self.sizes[cid]
-            batch_size = config.get("batch_size", 10)
-            batch_size = n if batch_size in (0, None) else int(batch_size)
-            if batch_size < 1:
-                check_int("batch_size", batch_size, low=1)
-            local_epochs = int(config.get("local_epochs", 1))
-            generator.manual_seed(int(config.get("seed", 0)))
-            perms.append(torch.randperm(n, generator=generator) if local_epochs == 1  # what epoch_permutations draws
-                         else epoch_permutations(n, local_epochs, generator).reshape(-1))
+            generator.manual_seed(c.seed)
+            perms.append(epoch_permutations(n, c.local_epochs, generator).reshape(-1))
             sizes.append(n)
-            batch_sizes.append(min(batch_size, n))
-            epochs.append(local_epochs)
+            batch_sizes.append(n if c.batch_size is None else min(c.batch_size, n))
+            epochs.append(c.local_epochs)
             cids.append(cid)
-            lrs.append(config.get("lr", 0.1))
-            mus.append(config.get("proximal_mu", 0.0))
-        lr, mu = self._check_rates(lrs, mus)
+            lrs.append(c.lr)
+            mus.append(c.proximal_mu)
+        lr = torch.tensor(lrs, dtype=torch.float32)
+        mu = torch.tensor(mus, dtype=torch.float32) if any(mus) else None
         n = torch.tensor(sizes)
         b = torch.tensor(batch_sizes)
         e = torch.tensor(epochs)
@@ -151,22 +162,6 @@ class VectorisedEngine:
         index = torch.full((K * S * B,), -1, dtype=torch.int64)
         index[flat] = torch.cat(perms) + offsets[owner]
         return index.view(K, S, B), lr, mu, steps_per_epoch * e, lengths
-
-    @staticmethod
-    def _check_rates(lrs, mus):
-        """lr > 0 and proximal_mu >= 0 per client, as tensors (mu None when all are 0)."""
-        try:
-            lr = torch.tensor(lrs, dtype=torch.float32)
-            mu = torch.tensor(mus, dtype=torch.float32)
-        except (TypeError, ValueError, RuntimeError):
-            lr = mu = None
-        if lr is None or not (torch.isfinite(lr).all() and (lr > 0).all()):
-            for v in lrs:
-                check_finite("lr", v, low=0, low_open=True)
-        if mu is None or not (torch.isfinite(mu).all() and (mu >= 0).all()):
-            for v in mus:
-                check_finite("proximal_mu", v, low=0)
-        return lr, (mu if bool((mu > 0).any()) else None)
 
     @torch.no_grad()
     def fit(self, parameters: list[torch.Tensor], instructions: list[tuple[int, dict]]) -> list[tuple[int, FitRes]]:

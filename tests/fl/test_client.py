@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -173,3 +174,50 @@ def test_client_seeds_are_the_splitmix_hash_of_the_triple(seed, server_round):
 def test_client_seeds_validate_their_arguments(args, name):
     with pytest.raises(ValueError, match=name):
         fl.client_seeds(*args)
+
+
+def test_parse_fit_config_fills_defaults_and_reads_zero_batch_as_whole_dataset():
+    assert fl.parse_fit_config({}) == (1, 10, 0.1, 0.0, 0)
+    c = fl.parse_fit_config({"local_epochs": 3, "batch_size": 0, "lr": 0.5, "proximal_mu": 0.1, "seed": 2**63,
+                             "unrelated": "kept out"})
+    assert c == fl.FitConfig(local_epochs=3, batch_size=None, lr=0.5, proximal_mu=0.1, seed=2**63)
+    assert fl.parse_fit_config({"batch_size": None}).batch_size is None
+
+
+@pytest.mark.parametrize("config, name", [
+    ({"local_epochs": 1.7}, "local_epochs"), ({"local_epochs": 0}, "local_epochs"),
+    ({"local_epochs": True}, "local_epochs"), ({"batch_size": 2.5}, "batch_size"),
+    ({"batch_size": -3}, "batch_size"), ({"seed": -1}, "seed"), ({"seed": 2**64}, "seed"),
+    ({"seed": 1.0}, "seed"), ({"lr": 0}, "lr"), ({"lr": float("inf")}, "lr"), ({"proximal_mu": -1e-3}, "proximal_mu"),
+], ids=["epochs-float", "epochs-0", "epochs-bool", "batch-float", "batch-negative", "seed-negative",
+        "seed-too-large", "seed-float", "lr-0", "lr-inf", "mu-negative"])
+def test_parse_fit_config_rejects_what_int_would_truncate(config, name):
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        fl.parse_fit_config(config)
+
+
+@pytest.mark.parametrize("args, name", [((2**64, 1, [0]), "seed"), ((0, 2**70, [0]), "server_round"),
+                                        ((0, 1, [2**64]), "cid")],
+                         ids=["seed", "round", "cid"])
+def test_client_seeds_reject_parts_beyond_64_bits_with_a_named_error(args, name):
+    # Not an OverflowError from numpy: a ValueError naming the part and its range.
+    with pytest.raises(ValueError, match=rf"^{name} must be an integer in \[0, 18446744073709551615\]"):
+        fl.client_seeds(*args)
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        fl.client_seed(args[0], args[1], args[2][0])
+
+
+def test_client_seeds_accept_the_largest_64_bit_parts():
+    top = 2**64 - 1
+    seeds = fl.client_seeds(top, top, [top, 0])
+    assert seeds == [fl.client_seed(top, top, top), fl.client_seed(top, top, 0)]
+    assert seeds[0] != seeds[1] and all(0 <= s < 2**63 for s in seeds)
+    assert fl.client_seeds(np.int64(3), np.uint8(1), [np.int32(2)]) == fl.client_seeds(3, 1, [2])
+
+
+@pytest.mark.parametrize("args, name", [((4.0, 1), "num_examples"), ((0, 1), "num_examples"),
+                                        ((4, 2.0), "local_epochs"), ((4, True), "local_epochs")],
+                         ids=["examples-float", "examples-0", "epochs-float", "epochs-bool"])
+def test_epoch_permutations_validate_their_arguments(args, name):
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        fl.epoch_permutations(*args, torch.Generator())

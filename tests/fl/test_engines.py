@@ -105,6 +105,21 @@ def test_vectorised_engine_rejects_unknown_clients_and_bad_rates(unequal_clients
     assert engine.fit(params, []) == []
 
 
+@pytest.mark.parametrize("engine", ["sequential", "vectorised"])
+@pytest.mark.parametrize("instruction, name", [
+    ((7, {}), "client id"), ((-1, {}), "client id"), ((True, {}), "client id"),
+    ((0, {"local_epochs": 1.7}), "local_epochs"), ((0, {"batch_size": 2.5}), "batch_size"),
+    ((0, {"seed": -1}), "seed"), ((0, {"lr": float("nan")}), "lr"), ((0, {"proximal_mu": -1}), "proximal_mu"),
+], ids=["cid-too-large", "cid-negative", "cid-bool", "epochs-float", "batch-float", "seed-negative", "lr-nan",
+        "mu-negative"])
+def test_both_engines_reject_unknown_clients_and_bad_configs_alike(unequal_clients, engine, instruction, name):
+    # One parser for both engines: neither truncates 1.7 epochs to 1, nor indexes client -1.
+    model = fl.LogisticRegression(6, 3)
+    runner = fl.ENGINES[engine](model, unequal_clients)
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        runner.fit(fl.get_parameters(model), [(1, {"lr": 0.1}), instruction])
+
+
 @pytest.mark.parametrize("arch", ["logreg", "mlp"])
 def test_forward_stacked_equals_vmap_of_functional_call(unequal_clients, arch):
     make = (lambda: fl.LogisticRegression(6, 3)) if arch == "logreg" else (lambda: fl.MLP(6, 5, 3))
@@ -152,3 +167,41 @@ def test_client_step_override_sees_its_rows_and_may_return_new_tensors(unequal_c
     # Client 4 (22 examples, 6 steps) trains at every step; client 5 (1 example) only at the first.
     assert seen[0][0][0] == 4 and seen[-1][0] == [4] and len(seen) == 6
     assert all(0 < m <= min(4, n) for rows, masks, sizes in seen for m, n in zip(masks, sizes))
+
+
+class _TanhMLP(fl.MLP):
+    """An MLP with tanh instead of ReLU: overrides forward, inherits MLP's (ReLU) forward_stacked."""
+
+    def forward(self, X):
+        return self.output(torch.tanh(self.hidden(X)))
+
+
+class _TanhMLPStacked(_TanhMLP):
+    """The same model with its own forward_stacked: the fast path is allowed again."""
+
+    @staticmethod
+    def forward_stacked(params, X):
+        h = torch.tanh(torch.baddbmm(params["hidden.bias"].unsqueeze(1), X, params["hidden.weight"].transpose(1, 2)))
+        return torch.baddbmm(params["output.bias"].unsqueeze(1), h, params["output.weight"].transpose(1, 2))
+
+
+@pytest.mark.parametrize("cls", [_TanhMLP, _TanhMLPStacked], ids=["inherited-forward-stacked", "own-forward-stacked"])
+def test_engines_agree_for_a_subclass_that_overrides_forward(unequal_clients, test_set, cls):
+    # The vectorised engine must train the subclass's model (tanh), not the parent's forward_stacked (ReLU).
+    strategy = lambda: fl.FedAvg(clients_per_round=4, local_epochs=2, batch_size=4, lr=0.5)  # noqa: E731
+    runs = {engine: fl.run_federated(cls(6, 5, 3), unequal_clients, strategy(), num_rounds=3, engine=engine,
+                                     test_data=test_set, seed=3)
+            for engine in ("sequential", "vectorised")}
+    (p_seq, h_seq), (p_vec, h_vec) = runs["sequential"], runs["vectorised"]
+    torch.testing.assert_close(p_vec, p_seq, rtol=0, atol=1e-5)
+    torch.testing.assert_close(torch.tensor(h_vec["test_loss"]), torch.tensor(h_seq["test_loss"]), rtol=0, atol=1e-5)
+
+
+def test_forward_stacked_is_used_only_when_it_matches_forward():
+    from dpfl_course.fl.vectorised import _forward_stacked
+
+    assert _forward_stacked(fl.MLP(6, 5, 3)) is not None
+    assert _forward_stacked(fl.LogisticRegression(6, 3)) is not None
+    assert _forward_stacked(_TanhMLP(6, 5, 3)) is None  # forward overridden below forward_stacked
+    assert _forward_stacked(_TanhMLPStacked(6, 5, 3)) is not None
+    assert _forward_stacked(torch.nn.Linear(6, 3)) is None  # no forward_stacked at all

@@ -3,6 +3,7 @@
 import math
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
@@ -128,8 +129,17 @@ def test_initial_parameters_and_engine_object(unequal_clients):
 
 
 def test_progress_bar_option_runs(unequal_clients, capsys):
+    # progress=True: tqdm draws its bar on stderr, with its description and total (it may not
+    # redraw before a fast run ends, so the count shown can stay 0); progress=False: nothing.
     run(unequal_clients, progress=True, num_rounds=2)
+    err = capsys.readouterr().err
+    assert "rounds:" in err and "/2 [" in err
     fl.train_client_by_client(fl.LogisticRegression(6, 3), unequal_clients, progress=True)
+    err = capsys.readouterr().err
+    assert "clients:" in err and f"/{len(unequal_clients)} [" in err
+    run(unequal_clients, progress=False, num_rounds=2)
+    fl.train_client_by_client(fl.LogisticRegression(6, 3), unequal_clients, progress=False)
+    assert capsys.readouterr() == ("", "")
 
 
 def test_train_client_by_client_chains_local_training_without_averaging(unequal_clients, test_set):
@@ -205,6 +215,32 @@ def test_make_client_data_from_a_partition():
         fl.make_client_data(X, y, [[0], []])
     with pytest.raises(ValueError, match=r"partition\[0\] indices"):
         fl.make_client_data(X, y, [[10]])
+
+
+@pytest.mark.parametrize("partition, match", [
+    ([[0, 1], [2.0, 3.0]], r"partition\[1\] must be a 1-D array of integer indices"),  # floats not truncated
+    ([[0, 1], [2.7]], r"partition\[1\] must be a 1-D array of integer indices"),
+    ([[True, False]], r"partition\[0\] must be a 1-D array of integer indices"),  # a mask is not indices
+    ([[0], [-1]], r"partition\[1\] indices must be in \[0, 9\]"),  # would silently pick the last row
+    ([[0], [3, 12]], r"partition\[1\] indices must be in \[0, 9\]"),
+    ([[[0, 1]]], r"partition\[0\] must be a 1-D array"),
+    (5, r"partition must be a list"),
+], ids=["float-indices", "fractional-index", "boolean-mask", "negative-index", "index-too-large", "2-d", "not-a-list"])
+def test_make_client_data_rejects_bad_partitions(partition, match):
+    X, y = torch.arange(20.0).view(10, 2), torch.arange(10)
+    with pytest.raises(ValueError, match=match):
+        fl.make_client_data(X, y, partition)
+
+
+def test_make_client_data_needs_one_label_per_row_and_accepts_arrays_and_tensors():
+    X, y = torch.arange(20.0).view(10, 2), torch.arange(10)
+    with pytest.raises(ValueError, match="one label per row of X, got 8 labels for 10 rows"):
+        fl.make_client_data(X, y[:8], [[0, 9]])  # index 9 is in X but not in y
+    with pytest.raises(ValueError, match="one label per row of X"):
+        fl.make_client_data(X[:8], y, [[0]])
+    clients = fl.make_client_data(X, y, [np.array([4, 1]), torch.tensor([7]), np.array([0], dtype=np.int32)])
+    assert [c[1].tolist() for c in clients] == [[4, 1], [7], [0]]
+    torch.testing.assert_close(clients[0][0], X[[4, 1]])
 
 
 def test_strategy_must_be_a_strategy(unequal_clients):

@@ -174,13 +174,43 @@ def test_stragglers_run_a_uniform_share_of_the_local_epochs():
     assert set(epochs.tolist()) <= {1, 2, 3, 4}
 
 
-def test_stragglers_zero_is_the_wrapped_strategy_and_work_is_kept(unequal_clients):
-    inner = fl.FedProx(proximal_mu=0.1, local_epochs=3, clients_per_round=4)
-    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    none = fl.Stragglers(inner, fraction=0.0).configure_fit(1, [], 7, g1)
-    assert [cid for cid, _ in none] == [cid for cid, _ in inner.configure_fit(1, [], 7, g2)]
-    assert all(c == inner.fit_config(1) for _, c in none)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_stragglers_zero_is_the_wrapped_strategy_over_a_whole_run(unequal_clients, test_set, engine):
+    # The wrapper draws nothing from the server's generator: over many rounds, with partial
+    # participation and dropout, the same clients are sampled and dropped and the models are equal.
+    inner = fl.FedProx(proximal_mu=0.1, local_epochs=3, batch_size=4, lr=0.3, clients_per_round=4)
+    kwargs = dict(num_rounds=5, engine=engine, test_data=test_set, seed=11, dropout=0.3)
+    p_ref, h_ref = fl.run_federated(fl.MLP(6, 5, 3), unequal_clients, inner, **kwargs)
+    p_zero, h_zero = fl.run_federated(fl.MLP(6, 5, 3), unequal_clients, fl.Stragglers(inner, fraction=0.0), **kwargs)
+    assert all(torch.equal(a, b) for a, b in zip(p_zero, p_ref))
+    assert h_zero.rows == h_ref.rows
+    assert 0 < sum(h_ref["clients_succeeded"]) < sum(h_ref["clients_sampled"])  # dropout did drop some
+
+
+def test_stragglers_fraction_changes_neither_sampling_nor_existing_stragglers():
+    # Sampled clients per round do not depend on fraction; a larger fraction only adds stragglers,
+    # and a client that straggles at a small fraction runs the same epochs at a larger one.
+    inner = fl.FedProx(proximal_mu=0.1, local_epochs=6, clients_per_round=5)
+    g = torch.Generator().manual_seed(5)
+    ref = [inner.configure_fit(r, [], 12, g) for r in range(1, 7)]
+    runs = {}
+    for fraction in (0.0, 0.3, 0.7, 1.0):
+        g = torch.Generator().manual_seed(5)
+        strategy = fl.Stragglers(inner, fraction=fraction)
+        runs[fraction] = [strategy.configure_fit(r, [], 12, g) for r in range(1, 7)]
+    for fraction, rounds in runs.items():
+        assert [[cid for cid, _ in inst] for inst in rounds] == [[cid for cid, _ in inst] for inst in ref]
+    assert all(c == inner.fit_config(r + 1) for r, inst in enumerate(runs[0.0]) for _, c in inst)
+    epochs = {f: [c["local_epochs"] for inst in rounds for _, c in inst] for f, rounds in runs.items()}
+    for small, large in [(0.3, 0.7), (0.7, 1.0)]:
+        for a, b in zip(epochs[small], epochs[large]):
+            assert a == 6 or a == b  # a straggler at the smaller fraction keeps its epochs
+    assert epochs[0.3] != epochs[1.0] and min(epochs[1.0]) < 6  # stragglers did happen
+
+
+def test_stragglers_work_is_kept(unequal_clients):
     # Every straggler still reports: partial work is aggregated, not dropped.
+    inner = fl.FedProx(proximal_mu=0.1, local_epochs=3, clients_per_round=4)
     _, h = fl.run_federated(fl.LogisticRegression(6, 3), unequal_clients, fl.Stragglers(inner, fraction=1.0),
                             num_rounds=3)
     assert h["clients_succeeded"][1:] == [4, 4, 4]
