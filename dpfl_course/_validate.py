@@ -21,22 +21,25 @@ def check_finite(name: str, value, *, low=None, high=None, low_open=False, high_
     ...
     ValueError: alpha must be a finite number in (0, inf), got 0
     """
-    lo = "-inf" if low is None else f"{low:g}"
-    hi = "inf" if high is None else f"{high:g}"
-    rng = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
-    msg = f"{name} must be a finite number in {rng}, got {value!r}"
+    # The message is built only on failure: these checks sit in per-client loops of the engines.
+    def fail():
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        rng = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        return ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
+
     if isinstance(value, bool):
-        raise ValueError(msg)
+        raise fail()
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(msg) from None
+        raise fail() from None
     if not math.isfinite(v):
-        raise ValueError(msg)
+        raise fail()
     if low is not None and (v < low or (low_open and v == low)):
-        raise ValueError(msg)
+        raise fail()
     if high is not None and (v > high or (high_open and v == high)):
-        raise ValueError(msg)
+        raise fail()
     return v
 
 
@@ -50,14 +53,16 @@ def check_int(name: str, value, *, low=None, high=None) -> int:
     ...
     ValueError: num_clients must be an integer in [1, inf), got 2.5
     """
-    rng = f"[{'-inf' if low is None else low}, {'inf)' if high is None else str(high) + ']'}"
-    rng = rng.replace("[-inf", "(-inf")
-    msg = f"{name} must be an integer in {rng}, got {value!r}"
+    def fail():
+        rng = f"[{'-inf' if low is None else low}, {'inf)' if high is None else str(high) + ']'}"
+        rng = rng.replace("[-inf", "(-inf")
+        return ValueError(f"{name} must be an integer in {rng}, got {value!r}")
+
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(msg)
+        raise fail()
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
-        raise ValueError(msg)
+        raise fail()
     return v
 
 

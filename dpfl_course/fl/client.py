@@ -16,6 +16,8 @@ The shape follows Flower's ``NumPyClient.fit(parameters, config)``; the config k
 
 from __future__ import annotations
 
+import functools
+
 from typing import NamedTuple
 
 import numpy as np
@@ -69,14 +71,25 @@ def parse_fit_config(config) -> FitConfig:
     """
     if not hasattr(config, "get"):
         raise ValueError(f"config must be a dict of fit settings, got {type(config).__name__}")
-    batch_size = config.get("batch_size", 10)
+    seed = check_int("seed", config.get("seed", 0), low=0, high=_SEED_PART_MAX)
+    settings = (config.get("local_epochs", 1), config.get("batch_size", 10), config.get("lr", 0.1),
+                config.get("proximal_mu", 0.0))
+    # Every client of a round usually gets the same settings (only the seed differs): plain
+    # numbers are checked once and cached; anything else (numpy, tensors) is checked each time.
+    plain = all(type(v) in _PLAIN for v in settings)
+    return (_parse_settings if plain else _parse_settings.__wrapped__)(*settings)._replace(seed=seed)
+
+
+_PLAIN = (int, float, type(None))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_settings(local_epochs, batch_size, lr, proximal_mu) -> FitConfig:
     if batch_size is not None:  # 0 (what FedAvg sends for None: a config holds numbers) means all
         batch_size = check_int("batch_size", batch_size, low=0) or None
-    return FitConfig(local_epochs=check_int("local_epochs", config.get("local_epochs", 1), low=1),
-                     batch_size=batch_size,
-                     lr=check_finite("lr", config.get("lr", 0.1), low=0, low_open=True),
-                     proximal_mu=check_finite("proximal_mu", config.get("proximal_mu", 0.0), low=0),
-                     seed=check_int("seed", config.get("seed", 0), low=0, high=_SEED_PART_MAX))
+    return FitConfig(local_epochs=check_int("local_epochs", local_epochs, low=1), batch_size=batch_size,
+                     lr=check_finite("lr", lr, low=0, low_open=True),
+                     proximal_mu=check_finite("proximal_mu", proximal_mu, low=0), seed=0)
 
 
 def check_client_id(cid, num_clients: int) -> int:
@@ -141,9 +154,14 @@ def epoch_permutations(num_examples: int, local_epochs: int, generator: torch.Ge
     """
     num_examples = check_int("num_examples", num_examples, low=1)
     local_epochs = check_int("local_epochs", local_epochs, low=1)
+    return _visit_order(num_examples, local_epochs, generator).view(local_epochs, num_examples)
+
+
+def _visit_order(num_examples: int, local_epochs: int, generator: torch.Generator) -> torch.Tensor:
+    """:func:`epoch_permutations` flattened, for arguments already checked (the engine's hot loop)."""
     if local_epochs == 1:
-        return torch.randperm(num_examples, generator=generator).unsqueeze(0)
-    return torch.stack([torch.randperm(num_examples, generator=generator) for _ in range(local_epochs)])
+        return torch.randperm(num_examples, generator=generator)
+    return torch.cat([torch.randperm(num_examples, generator=generator) for _ in range(local_epochs)])
 
 
 def batch_schedule(num_examples: int, *, local_epochs: int, batch_size: int | None,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from dpfl_course.fl.client import FitRes, check_client_id, epoch_permutations, parse_fit_config
+from dpfl_course.fl.client import FitRes, _visit_order, check_client_id, parse_fit_config
 from dpfl_course.fl.client_data import check_client_data
 
 __all__ = ["VectorisedEngine"]
@@ -130,12 +130,14 @@ class VectorisedEngine:
         """
         perms, sizes, batch_sizes, epochs, cids, lrs, mus = [], [], [], [], [], [], []
         generator = torch.Generator()  # re-seeded per client: the same stream as a fresh one, made once
+        num_clients = self.num_clients
         for cid, config in instructions:
-            cid = check_client_id(cid, self.num_clients)
+            if type(cid) is not int or not 0 <= cid < num_clients:  # the check, without its cost per client
+                cid = check_client_id(cid, num_clients)
             c = parse_fit_config(config)
             n = self.sizes[cid]
             generator.manual_seed(c.seed)
-            perms.append(epoch_permutations(n, c.local_epochs, generator).reshape(-1))
+            perms.append(_visit_order(n, c.local_epochs, generator))  # epoch_permutations, flattened
             sizes.append(n)
             batch_sizes.append(n if c.batch_size is None else min(c.batch_size, n))
             epochs.append(c.local_epochs)
