@@ -28,7 +28,7 @@ def check_finite(name: str, value, *, low=None, high=None, low_open=False, high_
         rng = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
         return ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
 
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):  # float("1") would accept text
         raise fail()
     try:
         v = float(value)

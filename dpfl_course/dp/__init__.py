@@ -11,3 +11,4 @@ from dpfl_course.dp.samplers import *  # noqa: F401,F403
 from dpfl_course.dp.accounting import *  # noqa: F401,F403
 from dpfl_course.dp.composition import *  # noqa: F401,F403
 from dpfl_course.dp.ledger import *  # noqa: F401,F403
+from dpfl_course.dp.dpsgd import *  # noqa: F401,F403

@@ -3,7 +3,9 @@
 A client's local training returns ``(parameters, num_examples, metrics)``; a :class:`Strategy`
 chooses clients (``configure_fit``) and combines their results (``aggregate_fit``);
 :func:`run_federated` plays the rounds with a readable sequential engine or a vectorised one
-(``torch.func``) that gives the same model faster.
+(``torch.func``) that gives the same model faster. Differential privacy is added by wrapping a
+strategy: :class:`LocalDP` (DP-SGD inside every client, record level), :class:`CentralDP` and
+:class:`AdaptiveCentralDP` (DP-FedAvg at the server, user level).
 
 >>> import torch
 >>> from dpfl_course import fl
@@ -30,10 +32,13 @@ from dpfl_course.fl.client import (
     parse_fit_config,
     train_local,
 )
+from dpfl_course.fl.central_dp import AdaptiveCentralDP, CentralDP, adaptive_noise_multipliers
 from dpfl_course.fl.client_data import check_client_data, make_client_data
+from dpfl_course.fl.client_dp import clip_factors, local_dp_draws, local_dp_plan, per_example_gradients
 from dpfl_course.fl.fedavg import FedAvg, FedSGD, sample_clients
 from dpfl_course.fl.fedprox import FedProx
 from dpfl_course.fl.history import History
+from dpfl_course.fl.local_dp import LocalDP
 from dpfl_course.fl.models import MLP, LogisticRegression, init_parameters
 from dpfl_course.fl.parameters import (
     get_parameters,
@@ -49,6 +54,8 @@ from dpfl_course.fl.strategy import Strategy, StrategyWrapper
 from dpfl_course.fl.vectorised import VectorisedEngine
 
 __all__ = [
+    "AdaptiveCentralDP", "CentralDP", "LocalDP", "adaptive_noise_multipliers", "clip_factors", "local_dp_draws",
+    "local_dp_plan", "per_example_gradients",
     "ENGINES", "Client", "FedAvg", "FedProx", "FedSGD", "FitConfig", "FitRes", "History",
     "LogisticRegression", "MLP", "SequentialEngine", "Strategy", "StrategyWrapper", "Stragglers",
     "VectorisedEngine", "accuracy_per_class", "batch_schedule", "check_client_data", "client_seed",

@@ -10,6 +10,12 @@ The shape follows Flower's ``NumPyClient.fit(parameters, config)``; the config k
 - ``"proximal_mu"`` (float >= 0, FedProx's μ; 0 or absent means plain local SGD),
 - ``"seed"`` (int in [0, 2**64 - 1]): seeds this client's generator for shuffling in this round;
   the simulation engines set it to :func:`client_seed` (seed, server_round, client id).
+- ``"noise_multiplier"`` (float >= 0) and ``"max_grad_norm"`` (float > 0), given together: local
+  DP-SGD (record-level DP, see :mod:`dpfl_course.fl.client_dp`): Poisson batches of rate
+  ``batch_size / n_k``, ``ceil(n_k / batch_size)`` steps per epoch, every example's gradient
+  clipped to ``max_grad_norm``, noise N(0, (σ·C)²) on the clipped sum, divided by the expected
+  batch size; the noise and the batches come from the generator seeded by ``"seed"``. Absent or
+  None: plain local SGD. The client then also reports ``"dp_steps"`` and ``"dp_sample_rate"``.
 
 :func:`parse_fit_config` reads and checks these keys for both simulation engines.
 """
@@ -17,6 +23,7 @@ The shape follows Flower's ``NumPyClient.fit(parameters, config)``; the config k
 from __future__ import annotations
 
 import functools
+import math
 
 from typing import NamedTuple
 
@@ -26,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dpfl_course._validate import check_finite, check_int
+from dpfl_course.fl.client_dp import check_local_dp_settings, dp_sgd_local_step, local_dp_draws
 from dpfl_course.fl.parameters import get_parameters, set_parameters
 
 __all__ = ["FitRes", "FitConfig", "parse_fit_config", "check_client_id", "Client", "client_seed", "client_seeds",
@@ -43,27 +51,40 @@ class FitRes(NamedTuple):
 
 
 class FitConfig(NamedTuple):
-    """A checked fit config (see the module docstring); ``batch_size`` None means the whole local dataset."""
+    """A checked fit config (see the module docstring); ``batch_size`` None means the whole local dataset.
+
+    ``noise_multiplier`` and ``max_grad_norm`` are None for plain local SGD, both set for local DP-SGD.
+    """
 
     local_epochs: int
     batch_size: int | None
     lr: float
     proximal_mu: float
     seed: int
+    noise_multiplier: float | None = None
+    max_grad_norm: float | None = None
+
+    @property
+    def private(self) -> bool:
+        """True when the client trains with local DP-SGD."""
+        return self.noise_multiplier is not None
 
 
 def parse_fit_config(config) -> FitConfig:
     """Read and check a fit config, filling in the defaults: what both simulation engines train with.
 
-    Defaults: ``local_epochs`` 1, ``batch_size`` 10, ``lr`` 0.1, ``proximal_mu`` 0, ``seed`` 0.
-    Other keys are ignored (a strategy may send more). Nothing is truncated: ``local_epochs=1.7``
-    is an error, not one epoch.
+    Defaults: ``local_epochs`` 1, ``batch_size`` 10, ``lr`` 0.1, ``proximal_mu`` 0, ``seed`` 0,
+    ``noise_multiplier`` and ``max_grad_norm`` None (no local DP). Other keys are ignored (a
+    strategy may send more). Nothing is truncated: ``local_epochs=1.7`` is an error, not one epoch.
 
     Raises:
         ValueError: naming the key, for a value of the wrong type or out of range.
 
-    >>> parse_fit_config({"local_epochs": 2, "batch_size": 0, "lr": 0.5})
-    FitConfig(local_epochs=2, batch_size=None, lr=0.5, proximal_mu=0.0, seed=0)
+    >>> parse_fit_config({"local_epochs": 2, "batch_size": 0, "lr": 0.5})  # doctest: +NORMALIZE_WHITESPACE
+    FitConfig(local_epochs=2, batch_size=None, lr=0.5, proximal_mu=0.0, seed=0, noise_multiplier=None,
+              max_grad_norm=None)
+    >>> parse_fit_config({"noise_multiplier": 1.1, "max_grad_norm": 1.0}).private
+    True
     >>> parse_fit_config({"local_epochs": 1.7})
     Traceback (most recent call last):
     ...
@@ -73,7 +94,7 @@ def parse_fit_config(config) -> FitConfig:
         raise ValueError(f"config must be a dict of fit settings, got {type(config).__name__}")
     seed = check_int("seed", config.get("seed", 0), low=0, high=_SEED_PART_MAX)
     settings = (config.get("local_epochs", 1), config.get("batch_size", 10), config.get("lr", 0.1),
-                config.get("proximal_mu", 0.0))
+                config.get("proximal_mu", 0.0), config.get("noise_multiplier"), config.get("max_grad_norm"))
     # Every client of a round usually gets the same settings (only the seed differs): plain
     # numbers are checked once and cached; anything else (numpy, tensors) is checked each time.
     plain = all(type(v) in _PLAIN for v in settings)
@@ -84,12 +105,14 @@ _PLAIN = (int, float, type(None))
 
 
 @functools.lru_cache(maxsize=256)
-def _parse_settings(local_epochs, batch_size, lr, proximal_mu) -> FitConfig:
+def _parse_settings(local_epochs, batch_size, lr, proximal_mu, noise_multiplier, max_grad_norm) -> FitConfig:
     if batch_size is not None:  # 0 (what FedAvg sends for None: a config holds numbers) means all
         batch_size = check_int("batch_size", batch_size, low=0) or None
+    noise_multiplier, max_grad_norm = check_local_dp_settings(noise_multiplier, max_grad_norm)
     return FitConfig(local_epochs=check_int("local_epochs", local_epochs, low=1), batch_size=batch_size,
                      lr=check_finite("lr", lr, low=0, low_open=True),
-                     proximal_mu=check_finite("proximal_mu", proximal_mu, low=0), seed=0)
+                     proximal_mu=check_finite("proximal_mu", proximal_mu, low=0), seed=0,
+                     noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm)
 
 
 def check_client_id(cid, num_clients: int) -> int:
@@ -187,7 +210,8 @@ def batch_schedule(num_examples: int, *, local_epochs: int, batch_size: int | No
 
 def train_local(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, *,
                 local_epochs: int = 1, batch_size: int | None = 10, lr: float = 0.1, proximal_mu: float = 0.0,
-                generator: torch.Generator) -> FitRes:
+                generator: torch.Generator, noise_multiplier: float | None = None,
+                max_grad_norm: float | None = None) -> FitRes:
     """Local training at one client: start from ``parameters``, run minibatch SGD, return the result.
 
     Each step minimises the mean cross-entropy of the batch plus, for FedProx, the proximal term
@@ -202,19 +226,30 @@ def train_local(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tenso
         batch_size: examples per step; None means one full-batch step per epoch (FedSGD).
         lr: SGD step size.
         proximal_mu: FedProx's μ >= 0.
-        generator: a ``torch.Generator`` for the shuffling.
+        generator: a ``torch.Generator`` for the shuffling (and, with local DP, the Poisson
+            batches and the noise).
+        noise_multiplier, max_grad_norm: σ >= 0 and C > 0 for local DP-SGD (record-level DP; see
+            :mod:`dpfl_course.fl.client_dp`), both None for plain SGD.
 
     Returns:
         ``FitRes(parameters, num_examples, {"train_loss": ...})``, the train loss being the mean
-        cross-entropy over every example seen during local training (without the proximal term).
+        cross-entropy over every example seen during local training (without the proximal term;
+        NaN if local DP-SGD's Poisson batches happened to be all empty). With local DP the
+        metrics also hold ``"dp_steps"`` and ``"dp_sample_rate"``, what the client's privacy
+        ledger is charged.
 
     Raises:
         ValueError: for an empty client or hyperparameters out of range.
     """
     lr = check_finite("lr", lr, low=0, low_open=True)
     proximal_mu = check_finite("proximal_mu", proximal_mu, low=0)
+    noise_multiplier, max_grad_norm = check_local_dp_settings(noise_multiplier, max_grad_norm)
     if len(X) == 0:
         raise ValueError("X must hold at least one example (an empty client cannot train)")
+    if noise_multiplier is not None:
+        return _train_local_dp(model, parameters, X, y, local_epochs=local_epochs, batch_size=batch_size, lr=lr,
+                               proximal_mu=proximal_mu, generator=generator, noise_multiplier=noise_multiplier,
+                               max_grad_norm=max_grad_norm)
     steps = batch_schedule(len(X), local_epochs=local_epochs, batch_size=batch_size, generator=generator)
     set_parameters(model, parameters)
     anchor = [p.detach() for p in parameters]
@@ -232,6 +267,35 @@ def train_local(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tenso
         loss_sum += loss.item() * len(batch)
         seen += len(batch)
     return FitRes(get_parameters(model), len(X), {"train_loss": loss_sum / seen})
+
+
+def _train_local_dp(model: nn.Module, parameters, X, y, *, local_epochs, batch_size, lr, proximal_mu, generator,
+                    noise_multiplier, max_grad_norm) -> FitRes:
+    """:func:`train_local` with local DP-SGD: each step's gradient is the noisy clipped mean of
+    :func:`~dpfl_course.fl.client_dp.dp_sgd_local_step` on a Poisson batch."""
+    set_parameters(model, parameters)
+    names = [n for n, _ in model.named_parameters()]
+    params = {n: p.detach().clone() for n, p in zip(names, parameters)}
+    anchor = {n: p.detach() for n, p in zip(names, parameters)}
+    draws = local_dp_draws(len(X), sum(p.numel() for p in parameters), local_epochs=local_epochs,
+                           batch_size=batch_size, generator=generator)
+    loss_sum, seen = 0.0, 0
+    for mask, noise in zip(draws.masks, draws.noise):
+        batch = mask.nonzero().squeeze(1)
+        grads, losses = dp_sgd_local_step(model, params, X[batch], y[batch], noise, max_grad_norm=max_grad_norm,
+                                          noise_multiplier=noise_multiplier,
+                                          expected_batch_size=draws.expected_batch_size)
+        with torch.no_grad():
+            for n, p in params.items():
+                g = grads[n]
+                if proximal_mu > 0:  # FedProx's term is data-independent: added after the noise
+                    g = g + proximal_mu * (p - anchor[n])
+                p.sub_(lr * g)
+        loss_sum += losses.double().sum().item()
+        seen += len(batch)
+    set_parameters(model, list(params.values()))
+    return FitRes(get_parameters(model), len(X), {"train_loss": loss_sum / seen if seen else math.nan,
+                                                  "dp_steps": draws.steps, "dp_sample_rate": draws.sample_rate})
 
 
 def _logits(model: nn.Module, parameters: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
@@ -322,7 +386,8 @@ class Client:
         c = parse_fit_config(config)
         return train_local(self.model, parameters, self.X, self.y, local_epochs=c.local_epochs,
                            batch_size=c.batch_size, lr=c.lr, proximal_mu=c.proximal_mu,
-                           generator=torch.Generator().manual_seed(c.seed))
+                           generator=torch.Generator().manual_seed(c.seed), noise_multiplier=c.noise_multiplier,
+                           max_grad_norm=c.max_grad_norm)
 
     def evaluate(self, parameters: list[torch.Tensor], config: dict | None = None) -> tuple[float, int, dict]:
         """Loss, number of examples and ``{"accuracy": ...}`` of ``parameters`` on this client's data."""

@@ -14,7 +14,7 @@ import torch
 
 from dpfl_course.fl.client import FitRes
 
-__all__ = ["Strategy", "StrategyWrapper"]
+__all__ = ["Strategy", "StrategyWrapper", "check_label"]
 
 
 class Strategy:
@@ -71,3 +71,18 @@ class StrategyWrapper(Strategy):
 
     def aggregate_fit(self, server_round, results, failures):
         return self.strategy.aggregate_fit(server_round, results, failures)
+
+
+def check_label(label) -> str:
+    """``label`` after checking it is a string whose only field is ``{server_round}``.
+
+    >>> check_label("round {server_round}")
+    'round {server_round}'
+    """
+    if not isinstance(label, str):
+        raise ValueError(f"label must be a string with the field {{server_round}}, got {type(label).__name__}")
+    try:
+        label.format(server_round=1)
+    except (KeyError, IndexError, ValueError):
+        raise ValueError(f"label must be a string whose only field is {{server_round}}, got {label!r}") from None
+    return label

@@ -177,7 +177,7 @@ def test_client_seeds_validate_their_arguments(args, name):
 
 
 def test_parse_fit_config_fills_defaults_and_reads_zero_batch_as_whole_dataset():
-    assert fl.parse_fit_config({}) == (1, 10, 0.1, 0.0, 0)
+    assert fl.parse_fit_config({}) == (1, 10, 0.1, 0.0, 0, None, None)  # no local DP
     c = fl.parse_fit_config({"local_epochs": 3, "batch_size": 0, "lr": 0.5, "proximal_mu": 0.1, "seed": 2**63,
                              "unrelated": "kept out"})
     assert c == fl.FitConfig(local_epochs=3, batch_size=None, lr=0.5, proximal_mu=0.1, seed=2**63)

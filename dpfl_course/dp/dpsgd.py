@@ -1,0 +1,554 @@
+"""DP-SGD (Abadi et al. 2016) from scratch: per-sample gradients, clipping, noise, one SGD step.
+
+One DP-SGD step on a batch drawn by Poisson sampling (every example in with probability
+``sample_rate``):
+
+1. the gradient of each example's own loss (:func:`per_sample_gradients`, ``vmap(grad(...))``);
+2. each one clipped to L2 norm at most ``max_grad_norm`` C (:func:`clip_per_sample`);
+3. the clipped gradients summed, Gaussian noise N(0, (σC)²) added to every coordinate;
+4. the result divided by the *expected* batch size (not the drawn one, which leaks), one SGD step.
+
+:func:`dp_sgd_step` does this exactly as Opacus's ``DPOptimizer`` does (``clip_and_accumulate``,
+``add_noise``, ``scale_grad``): the same clipping factor ``min(1, C / (norm + 1e-6))``, the noise
+drawn parameter by parameter with ``torch.normal`` from the same generator, so that the same
+batch and the same seeded generator give the same step as Opacus (tested).
+
+**The fast path ("ghost clipping").** For a layer ``z = a Wᵀ + b`` applied to one input row per
+example, the gradient of example i's loss with respect to W is the outer product ``g_iᵀ a_i``
+(g_i = ∂ℓ_i/∂z_i), whose norm is ``‖g_i‖·‖a_i‖`` — no per-sample gradient needs to be built to
+know it (Goodfellow 2015; Li et al. 2022 call it ghost clipping). With the clipping factors c_i
+known, the clipped sum of the weight gradients is one matrix product ``(c ⊙ G)ᵀ A``. For models
+whose trainable parameters all sit in ``nn.Linear`` layers (with any parameter-free functions in
+between, such as ReLU), :func:`ghost_clipped_sum` gets the activations A and output gradients G of
+every layer from one forward and one backward pass; it equals the ``vmap`` path (tested) and
+costs roughly 1.5× a non-private step, where the ``vmap`` path costs about 10× (MLP 64→128→10,
+batch 64) to 90× (784→128→10, batch 256); ``benchmarks/bench_dpsgd.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dpfl_course._validate import check_delta, check_finite, check_int
+
+__all__ = [
+    "CLIP_EPSILON",
+    "per_sample_gradients",
+    "clip_per_sample",
+    "supports_ghost_clipping",
+    "GhostClipping",
+    "ghost_clipped_sum",
+    "dp_sgd_step",
+    "poisson_batches",
+    "train_dp_sgd",
+]
+
+#: Added to a per-sample norm before dividing, as Opacus does: ``min(1, C / (norm + 1e-6))``.
+CLIP_EPSILON = 1e-6
+
+_METHODS = ("auto", "vmap", "ghost")
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check_model(model) -> list[tuple[str, nn.Parameter]]:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError("model must have at least one trainable parameter")
+    return named
+
+
+def _check_data(X, y, *, allow_empty=False) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise ValueError(f"X and y must be torch tensors, got {type(X).__name__} and {type(y).__name__}")
+    if X.dim() < 1 or y.dim() != 1 or len(X) != len(y):
+        raise ValueError(f"X must hold one row per label in y (1-D), got shapes {tuple(X.shape)} and {tuple(y.shape)}")
+    if len(X) == 0 and not allow_empty:
+        raise ValueError("X must hold at least one example, got 0")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
+    # A sum is NaN or inf if any entry is (one pass, cheaper than isfinite on a hot path); only
+    # a sum that overflows from finite entries needs the full check.
+    if not X.is_floating_point() or (not torch.isfinite(X.sum()) and not torch.isfinite(X).all()):
+        raise ValueError("X must hold finite floating-point numbers")
+    return X, y
+
+
+def _check_generator(generator) -> torch.Generator:
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return generator
+
+
+def _check_method(method) -> str:
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    return method
+
+
+def _cross_entropy_sum(logits, y):
+    return nn.functional.cross_entropy(logits, y, reduction="sum")
+
+
+# ---------------------------------------------------------------- the lesson: vmap(grad)
+
+
+def per_sample_gradients(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """The gradient of each example's own cross-entropy loss, one tensor per trainable parameter.
+
+    ``torch.func.vmap(grad(loss of one example))`` over the batch: tensor j has shape
+    ``(B, *parameter_j.shape)`` and row i is ∂ℓ(model(x_i), y_i)/∂parameter_j. Their sum over the
+    batch is the ordinary gradient of the summed loss. ``model`` is not modified.
+
+    Raises:
+        ValueError: if ``model`` has no trainable parameter, or X, y are not a non-empty batch.
+
+    >>> model = nn.Linear(3, 2)
+    >>> X, y = torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 1, 0, 1])
+    >>> [tuple(g.shape) for g in per_sample_gradients(model, X, y)]
+    [(5, 2, 3), (5, 2)]
+    """
+    named = _check_model(model)
+    X, y = _check_data(X, y)
+    names = [n for n, _ in named]
+    params = {n: p.detach() for n, p in named}
+    buffers = {n: b.detach() for n, b in model.named_buffers()}
+
+    def loss_one(p, x, t):
+        logits = torch.func.functional_call(model, (p, buffers), (x.unsqueeze(0),))
+        return _cross_entropy_sum(logits, t.unsqueeze(0))
+
+    grads = torch.func.vmap(torch.func.grad(loss_one), in_dims=(None, 0, 0))(params, X, y)
+    return [grads[n] for n in names]
+
+
+def clip_per_sample(grads, *, max_grad_norm) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Clip every example's gradient (across all parameters) to L2 norm at most ``max_grad_norm``.
+
+    Example i is scaled by ``min(1, C / (‖g_i‖ + 1e-6))``, Opacus's "flat" clipping: its norm is
+    then at most C, and a gradient already shorter is left as it is.
+
+    Args:
+        grads: per-sample gradients, tensors of shape (B, ...), as from :func:`per_sample_gradients`.
+        max_grad_norm: C > 0.
+
+    Returns:
+        ``(clipped, norms)``: the clipped tensors (new tensors) and the norms before clipping, (B,).
+
+    >>> clipped, norms = clip_per_sample([torch.tensor([[3.0, 4.0], [0.3, 0.4]])], max_grad_norm=1.0)
+    >>> norms.tolist()
+    [5.0, 0.5]
+    >>> [round(v, 4) for v in clipped[0].norm(dim=1).tolist()]
+    [1.0, 0.5]
+    """
+    c = check_finite("max_grad_norm", max_grad_norm, low=0, low_open=True)
+    grads = list(grads)
+    if not grads or not all(isinstance(g, torch.Tensor) and g.dim() >= 1 for g in grads):
+        raise ValueError("grads must be a non-empty list of tensors of shape (B, ...)")
+    batch = len(grads[0])
+    if any(len(g) != batch for g in grads):
+        raise ValueError(f"grads must all have the same batch size, got {[len(g) for g in grads]}")
+    if batch == 0:  # an empty batch: nothing to clip
+        return [g.clone() for g in grads], torch.zeros(0, dtype=grads[0].dtype)
+    norms = torch.stack([g.reshape(batch, -1).norm(2, dim=1) for g in grads], dim=1).norm(2, dim=1)
+    factor = (c / (norms + CLIP_EPSILON)).clamp(max=1.0)
+    clipped = [g * factor.view(-1, *([1] * (g.dim() - 1))).to(g.dtype) for g in grads]
+    return clipped, norms
+
+
+# ---------------------------------------------------------------- the fast path
+
+
+def supports_ghost_clipping(model: nn.Module) -> bool:
+    """True if every trainable parameter of ``model`` is the weight or bias of an ``nn.Linear``.
+
+    Such a model can use :func:`ghost_clipped_sum` (provided each layer sees one input row per
+    example, checked when it runs).
+
+    >>> supports_ghost_clipping(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))
+    True
+    >>> supports_ghost_clipping(nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3)))
+    False
+    """
+    if not isinstance(model, nn.Module):
+        return False
+    covered = set()
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            covered.update(id(p) for p in module.parameters(recurse=False))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return bool(trainable) and all(id(p) in covered for p in trainable)
+
+
+class GhostClipping:
+    """The fast path, kept ready across steps: hooks on ``model``'s ``nn.Linear`` layers.
+
+    Each forward pass of ``model`` records every layer's input and output; :meth:`clipped_sum`
+    runs one forward and one backward pass and returns the clipped sum of the per-sample
+    gradients (see :func:`ghost_clipped_sum`, which is this for one batch). Attaching the hooks
+    once per training run, not once per step, is what keeps a DP step near a plain one.
+    Use as a context manager, or call :meth:`close` to remove the hooks.
+
+    Raises:
+        ValueError: if ``model`` has a trainable parameter outside ``nn.Linear`` layers.
+
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> with GhostClipping(model) as ghost:
+    ...     summed, norms = ghost.clipped_sum(torch.ones(5, 4), torch.zeros(5, dtype=torch.int64),
+    ...                                       max_grad_norm=1.0)
+    >>> [tuple(s.shape) for s in summed], bool((norms > 0).all())
+    ([(8, 4), (8,), (3, 8), (3,)], True)
+    """
+
+    def __init__(self, model: nn.Module):
+        self.named = _check_model(model)
+        if not supports_ghost_clipping(model):
+            raise ValueError("model must have all its trainable parameters in nn.Linear layers for ghost "
+                             "clipping; use per_sample_gradients and clip_per_sample instead")
+        self.model = model
+        self.layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        self._inputs: dict[int, torch.Tensor] = {}
+        self._outputs: dict[int, tuple[torch.Tensor, int]] = {}
+        self._calls: dict[int, int] = {}
+        self._handles = [m.register_forward_hook(self._hook) for m in self.layers]
+
+    def _hook(self, module, inputs, output):
+        key = id(module)
+        self._calls[key] = self._calls.get(key, 0) + 1
+        self._inputs[key] = inputs[0].detach()
+        self._outputs[key] = (output, output._version)  # the version reveals a later in-place change
+
+    def _clear(self):
+        self._inputs.clear()
+        self._outputs.clear()
+        self._calls.clear()
+
+    def close(self) -> None:
+        """Remove the hooks from the model (idempotent)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def clipped_sum(self, X: torch.Tensor, y: torch.Tensor, *, max_grad_norm,
+                    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``(summed, norms)``: the clipped per-sample gradients summed, one tensor per trainable
+        parameter in ``parameters()`` order, and the per-sample norms before clipping, (B,)."""
+        c = check_finite("max_grad_norm", max_grad_norm, low=0, low_open=True)
+        X, y = _check_data(X, y)
+        if not self._handles:
+            raise ValueError("this GhostClipping is closed; make a new one")
+        return self._clipped_sum(X, y, c)
+
+    def _clipped_sum(self, X, y, max_grad_norm):
+        """:meth:`clipped_sum` without argument checks (the training loop's hot path)."""
+        inputs, outputs, calls = self._inputs, self._outputs, self._calls
+        inputs.clear(), outputs.clear(), calls.clear()
+        try:
+            loss = _cross_entropy_sum(self.model(X), y)
+            trainable, taps = [], []
+            for m in self.layers:
+                key = id(m)
+                if key not in outputs:
+                    continue
+                output, version = outputs[key]
+                if calls[key] != 1 or inputs[key].dim() != 2 or output._version != version:
+                    raise ValueError("ghost clipping needs every nn.Linear called once per forward pass on a "
+                                     "2-D input (one row per example), its output not changed in place (e.g. "
+                                     "by ReLU(inplace=True)); use method='vmap' for this model")
+                weight = m.weight.requires_grad
+                bias = m.bias is not None and m.bias.requires_grad
+                if weight or bias:
+                    trainable.append((m, weight, bias, inputs[key]))
+                    taps.append(output)
+            # One backward pass, to the layers' outputs only: G = ∂(Σ_i ℓ_i)/∂z, row i is example i's g_i.
+            out_grads = torch.autograd.grad(loss, taps) if taps else ()
+            summed = {}
+            with torch.no_grad():
+                sq = None
+                for (m, weight, bias, A), G in zip(trainable, out_grads):
+                    g2 = torch.linalg.vecdot(G, G)
+                    if weight:  # ‖g_i a_iᵀ‖² = ‖g_i‖²‖a_i‖², and ‖g_i‖² more for the bias
+                        a2 = torch.linalg.vecdot(A, A)
+                        term = g2 * (a2 + 1) if bias else g2 * a2
+                    else:
+                        term = g2
+                    sq = term if sq is None else sq.add_(term)
+                norms = sq.sqrt_() if sq is not None else torch.zeros(len(X), dtype=loss.dtype)
+                factor = (max_grad_norm / (norms + CLIP_EPSILON)).clamp_(max=1.0).unsqueeze(1)
+                for (m, weight, bias, A), G in zip(trainable, out_grads):
+                    cG = G * factor
+                    if weight:
+                        summed[id(m.weight)] = cG.T @ A  # Σ_i c_i g_i a_iᵀ, one matrix product
+                    if bias:
+                        summed[id(m.bias)] = cG.sum(0)
+        finally:
+            inputs.clear(), outputs.clear(), calls.clear()
+        return [summed[id(p)] if id(p) in summed else torch.zeros_like(p) for _, p in self.named], norms
+
+
+def ghost_clipped_sum(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, max_grad_norm
+                      ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The sum of the clipped per-sample gradients, without building any per-sample gradient.
+
+    For a model made of ``nn.Linear`` layers (see :func:`supports_ghost_clipping`): one forward
+    and one backward pass give every layer's inputs A (B, in) and output gradients G (B, out);
+    example i's squared gradient norm is Σ_layers ‖g_i‖²(‖a_i‖² + 1) (the 1 for the bias), and
+    the clipped sum of a weight's gradients is ``(c ⊙ G)ᵀ A``. Equals clipping the output of
+    :func:`per_sample_gradients` with :func:`clip_per_sample` and summing. For many steps,
+    keep one :class:`GhostClipping` instead (this attaches and removes its hooks every call).
+
+    Returns:
+        ``(summed, norms)``: one tensor per trainable parameter (in ``parameters()`` order) and
+        the per-sample norms before clipping, shape (B,).
+
+    Raises:
+        ValueError: if the model has a trainable parameter outside ``nn.Linear``, a layer is
+            called more than once or on a non-2-D input, or an argument is out of range.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> X, y = torch.randn(6, 4, generator=g), torch.randint(0, 3, (6,), generator=g)
+    >>> fast, norms = ghost_clipped_sum(model, X, y, max_grad_norm=0.5)
+    >>> slow, _ = clip_per_sample(per_sample_gradients(model, X, y), max_grad_norm=0.5)
+    >>> all(torch.allclose(a, b.sum(0), atol=1e-6) for a, b in zip(fast, slow))
+    True
+    """
+    with GhostClipping(model) as ghost:
+        return ghost.clipped_sum(X, y, max_grad_norm=max_grad_norm)
+
+
+# ---------------------------------------------------------------- one step
+
+
+def _noisy_step(params, summed, *, std, expected_batch_size, lr, generator):
+    """Opacus's add_noise, scale_grad and plain SGD's step, parameter by parameter, in order."""
+    with torch.no_grad():
+        if std > 0:
+            # Drawn exactly as Opacus's _generate_noise (secure_mode off) draws it, parameter by parameter.
+            noise = [torch.normal(mean=0, std=std, size=p.shape, device=p.device, generator=generator, dtype=p.dtype)
+                     for p in params]
+            torch._foreach_add_(noise, summed)
+            summed = noise
+        # p − lr·(s + noise)/b for all parameters at once (as torch.optim's SGD does); equal to Opacus's
+        # divide-then-step up to float rounding.
+        torch._foreach_add_(params, summed, alpha=-lr / expected_batch_size)
+
+
+def _clipped_sum(model, named, X, y, c, method, ghost=None):
+    if len(X) == 0:  # an empty Poisson batch: nothing to clip, the noise is still added
+        return [torch.zeros_like(p) for _, p in named], torch.zeros(0)
+    if method == "vmap":
+        clipped, norms = clip_per_sample(per_sample_gradients(model, X, y), max_grad_norm=c)
+        return [g.sum(0) for g in clipped], norms
+    if ghost is None:
+        with GhostClipping(model) as ghost:
+            return ghost._clipped_sum(X, y, c)
+    return ghost._clipped_sum(X, y, c)
+
+
+def _resolve_method(model, method) -> str:
+    method = _check_method(method)
+    if method == "auto":
+        return "ghost" if supports_ghost_clipping(model) else "vmap"
+    if method == "ghost" and not supports_ghost_clipping(model):
+        raise ValueError("method='ghost' needs a model whose trainable parameters are all in nn.Linear layers")
+    return method
+
+
+def dp_sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, max_grad_norm, noise_multiplier,
+                expected_batch_size, lr, generator: torch.Generator, method: str = "auto",
+                ghost: GhostClipping | None = None) -> torch.Tensor:
+    """One DP-SGD step on the batch (X, y), in place on ``model``; return the per-sample norms.
+
+    Clip each example's gradient to ``max_grad_norm`` C, sum, add N(0, (σC)²) noise to every
+    coordinate (drawn from ``generator`` parameter by parameter, as Opacus's optimizer draws it),
+    divide by ``expected_batch_size``, and take an SGD step of size ``lr``. With the same batch and
+    a generator in the same state, this is the step of Opacus's ``make_private`` with plain SGD.
+
+    Args:
+        model: the model to update; its loss is cross-entropy on its outputs (logits).
+        X, y: the batch (may be empty: a Poisson batch can be; then the step is noise only).
+        max_grad_norm: C > 0.
+        noise_multiplier: σ ≥ 0 (0: clipping without noise, not private).
+        expected_batch_size: the divisor, sample_rate × dataset size (Opacus's convention), > 0.
+        lr: learning rate > 0.
+        generator: a ``torch.Generator`` for the noise.
+        method: ``"vmap"`` (per-sample gradients, any model), ``"ghost"`` (the fast path, models of
+            ``nn.Linear`` layers) or ``"auto"`` (ghost when the model allows it).
+        ghost: a :class:`GhostClipping` attached to ``model``, reused across steps (faster);
+            None attaches one for this step when the fast path is used.
+
+    Returns:
+        The per-sample gradient norms before clipping, shape (B,).
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> model = nn.Linear(3, 2)
+    >>> norms = dp_sgd_step(model, torch.randn(4, 3, generator=g), torch.tensor([0, 1, 0, 1]),
+    ...                     max_grad_norm=1.0, noise_multiplier=1.1, expected_batch_size=4, lr=0.1,
+    ...                     generator=g)
+    >>> norms.shape
+    torch.Size([4])
+    """
+    named = _check_model(model)
+    c = check_finite("max_grad_norm", max_grad_norm, low=0, low_open=True)
+    sigma = check_finite("noise_multiplier", noise_multiplier, low=0)
+    b = check_finite("expected_batch_size", expected_batch_size, low=0, low_open=True)
+    lr = check_finite("lr", lr, low=0, low_open=True)
+    generator = _check_generator(generator)
+    X, y = _check_data(X, y, allow_empty=True)
+    if ghost is None:
+        method = _resolve_method(model, method)
+    else:  # the model was checked when the GhostClipping was made
+        if not isinstance(ghost, GhostClipping) or ghost.model is not model or not ghost._handles:
+            raise ValueError("ghost must be an open GhostClipping attached to this model, or None")
+        if _check_method(method) not in ("auto", "ghost"):
+            raise ValueError(f"ghost is given, so method must be 'auto' or 'ghost', got {method!r}")
+        method = "ghost"
+    summed, norms = _clipped_sum(model, named, X, y, c, method, ghost)
+    _noisy_step([p for _, p in named], summed, std=sigma * c, expected_batch_size=b, lr=lr, generator=generator)
+    return norms
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def poisson_batches(num_examples, *, sample_rate, steps, generator: torch.Generator) -> list[torch.Tensor]:
+    """Index batches drawn by Poisson sampling: each example is in each batch with prob. ``sample_rate``.
+
+    This is the sampling the DP-SGD accountant assumes (and Opacus's ``DPDataLoader`` draws, with
+    the same ``torch.rand(n) < q`` per step). Batch sizes vary around ``sample_rate × num_examples``
+    and a batch may be empty.
+
+    Returns:
+        ``steps`` int64 index tensors, each sorted.
+
+    >>> batches = poisson_batches(10, sample_rate=0.3, steps=4, generator=torch.Generator().manual_seed(0))
+    >>> len(batches), all(b.dtype == torch.int64 for b in batches)
+    (4, True)
+    """
+    n = check_int("num_examples", num_examples, low=1)
+    q = check_finite("sample_rate", sample_rate, low=0, high=1, low_open=True)
+    steps = check_int("steps", steps, low=0)
+    generator = _check_generator(generator)
+    return [(torch.rand(n, generator=generator) < q).nonzero().reshape(-1) for _ in range(steps)]
+
+
+# ---------------------------------------------------------------- training
+
+
+def _accuracy(model, X, y) -> float:
+    with torch.no_grad():
+        return float((model(X).argmax(1) == y).double().mean())
+
+
+def train_dp_sgd(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, noise_multiplier, max_grad_norm, batch_size,
+                 epochs, lr, delta, seed=0, test_data=None, progress=False, method="auto", ledger=None):
+    """Train ``model`` (in place) with DP-SGD on (X, y); return its parameters and a per-epoch history.
+
+    Poisson sampling with ``sample_rate = batch_size / len(X)`` and ``round(1 / sample_rate)``
+    steps per epoch (so an epoch sees each example once on average), each step
+    :func:`dp_sgd_step` with ``expected_batch_size = batch_size``. Batches and noise come from one
+    ``torch.Generator`` seeded with ``seed``. The fast path (ghost clipping) is used when the model
+    allows it (``method="auto"``).
+
+    Args:
+        noise_multiplier: σ ≥ 0 (0 trains with clipping but no noise: ε is infinite).
+        max_grad_norm: C > 0.
+        batch_size: expected batch size, in [1, len(X)].
+        epochs: number of epochs ≥ 1.
+        lr: learning rate > 0.
+        delta: δ in (0, 1) at which ε is reported.
+        seed: seed of the sampling and noise generator.
+        test_data: optional ``(X_test, y_test)``; the history then has ``test_accuracy``.
+        progress: show a tqdm progress bar over the epochs.
+        method: ``"auto"``, ``"ghost"`` or ``"vmap"`` (see :func:`dp_sgd_step`).
+        ledger: optional :class:`~dpfl_course.dp.PrivacyLedger` (with a δ) to spend each epoch in;
+            the history's ε is then the ledger's total.
+
+    Returns:
+        ``(parameters, history)``: a detached copy of the trained parameters, and a
+        :class:`~dpfl_course.fl.History` with one row per epoch: ``epoch``, ``steps`` (so far),
+        ``sample_rate``, ``noise_multiplier``, ``epsilon`` (RDP accountant, so far),
+        ``train_loss`` (on the whole training set after the epoch) and ``test_accuracy``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> X, y = torch.randn(100, 4, generator=g), torch.randint(0, 2, (100,), generator=g)
+    >>> _, history = train_dp_sgd(nn.Linear(4, 2), X, y, noise_multiplier=1.0, max_grad_norm=1.0,
+    ...                           batch_size=10, epochs=2, lr=0.1, delta=1e-5)
+    >>> history["steps"], round(history["epsilon"][-1], 2)
+    ([10, 20], 4.22)
+    """
+    from dpfl_course.dp.ledger import PrivacyLedger
+    from dpfl_course.fl.history import History  # here, not at the top: fl imports dp
+
+    named = _check_model(model)
+    X, y = _check_data(X, y)
+    sigma = check_finite("noise_multiplier", noise_multiplier, low=0)
+    c = check_finite("max_grad_norm", max_grad_norm, low=0, low_open=True)
+    batch_size = check_int("batch_size", batch_size, low=1, high=len(X))
+    epochs = check_int("epochs", epochs, low=1)
+    lr = check_finite("lr", lr, low=0, low_open=True)
+    delta = check_delta(delta)
+    seed = check_int("seed", seed, low=0, high=2**63 - 1)
+    if not isinstance(progress, bool):
+        raise ValueError(f"progress must be True or False, got {progress!r}")
+    method = _resolve_method(model, method)
+    if test_data is not None:
+        try:
+            X_test, y_test = test_data
+        except (TypeError, ValueError):
+            raise ValueError("test_data must be a pair (X_test, y_test)") from None
+        X_test, y_test = _check_data(X_test, y_test)
+    if ledger is not None:
+        if not isinstance(ledger, PrivacyLedger) or ledger.delta is None:
+            raise ValueError("ledger must be a PrivacyLedger with a delta, or None")
+    elif sigma > 0:
+        ledger = PrivacyLedger(delta=delta, accountant="rdp")
+
+    n = len(X)
+    q = batch_size / n
+    steps_per_epoch = max(1, round(1 / q))
+    generator = torch.Generator().manual_seed(seed)
+    params = [p for _, p in named]
+    ghost = GhostClipping(model) if method == "ghost" else None
+    history = History()
+    epoch_iter = range(1, epochs + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epoch_iter = tqdm(epoch_iter, desc="DP-SGD", unit="epoch")
+    try:
+        for epoch in epoch_iter:
+            for idx in poisson_batches(n, sample_rate=q, steps=steps_per_epoch, generator=generator):
+                summed, _ = _clipped_sum(model, named, X[idx], y[idx], c, method, ghost)
+                _noisy_step(params, summed, std=sigma * c, expected_batch_size=batch_size, lr=lr,
+                            generator=generator)
+            row = dict(epoch=epoch, steps=epoch * steps_per_epoch, sample_rate=q, noise_multiplier=sigma)
+            if sigma > 0:
+                ledger.spend_gaussian(f"DP-SGD epoch {epoch}", noise_multiplier=sigma, sample_rate=q,
+                                      steps=steps_per_epoch)
+                row["epsilon"] = ledger.epsilon
+            else:
+                row["epsilon"] = math.inf
+            with torch.no_grad():
+                row["train_loss"] = float(nn.functional.cross_entropy(model(X), y))
+            if test_data is not None:
+                row["test_accuracy"] = _accuracy(model, X_test, y_test)
+            history.add(**row)
+    finally:
+        if ghost is not None:
+            ghost.close()
+    return [p.detach().clone() for p in params], history
