@@ -17,9 +17,14 @@ batch and the same seeded generator give the same step as Opacus (tested).
 example, the gradient of example i's loss with respect to W is the outer product ``g_iᵀ a_i``
 (g_i = ∂ℓ_i/∂z_i), whose norm is ``‖g_i‖·‖a_i‖`` — no per-sample gradient needs to be built to
 know it (Goodfellow 2015; Li et al. 2022 call it ghost clipping). With the clipping factors c_i
-known, the clipped sum of the weight gradients is one matrix product ``(c ⊙ G)ᵀ A``. For models
-whose trainable parameters all sit in ``nn.Linear`` layers (with any parameter-free functions in
-between, such as ReLU), :func:`ghost_clipped_sum` gets the activations A and output gradients G of
+known, the clipped sum of the weight gradients is one matrix product ``(c ⊙ G)ᵀ A``. This holds
+only if example i's loss depends on example i's input alone: a forward pass that combines examples
+(batch normalisation, subtracting the batch mean) makes every ℓ_i depend on the whole batch, and
+one example could then move the clipped sum by more than C. So the fast path accepts only models
+built entirely from an allowlist of modules (``nn.Linear``, ``nn.Sequential``, the course's
+``fl.MLP`` / ``fl.LogisticRegression``, ``nn.Identity``, ``nn.Flatten``, ``nn.Dropout`` and
+elementwise activations such as ReLU; see :func:`supports_ghost_clipping`); for those,
+:func:`ghost_clipped_sum` gets the activations A and output gradients G of
 every layer from one forward and one backward pass; it equals the ``vmap`` path (tested) and
 costs roughly 1.5× a non-private step, where the ``vmap`` path costs about 10× (MLP 64→128→10,
 batch 64) to 90× (784→128→10, batch 256); ``benchmarks/bench_dpsgd.py`` measures both.
@@ -43,6 +48,7 @@ __all__ = [
     "ghost_clipped_sum",
     "dp_sgd_step",
     "poisson_batches",
+    "steps_per_epoch_for",
     "train_dp_sgd",
 ]
 
@@ -50,6 +56,17 @@ __all__ = [
 CLIP_EPSILON = 1e-6
 
 _METHODS = ("auto", "vmap", "ghost")
+
+#: Modules the fast path accepts: none of them combines examples in its forward pass. Matched by
+#: exact type (a subclass may override ``forward``).
+_FAST_PATH_MODULES = (
+    nn.Linear, nn.Sequential, nn.Identity, nn.Flatten, nn.Dropout,
+    nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.LeakyReLU, nn.Softplus,
+)
+#: The course's own models (``dpfl_course.fl.models``; matched by name, as fl imports dp): their
+#: forward passes are Linear → ReLU → Linear and Linear, example by example.
+_FAST_PATH_COURSE_MODELS = ("MLP", "LogisticRegression")
+_FAST_PATH_HINT = "use method='vmap' (per-sample gradients, any model whose forward treats examples separately)"
 
 
 # ---------------------------------------------------------------- checks
@@ -64,19 +81,26 @@ def _check_model(model) -> list[tuple[str, nn.Parameter]]:
     return named
 
 
-def _check_data(X, y, *, allow_empty=False) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_data(X, y, *, allow_empty=False, name_X="X", name_y="y", num_classes=None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a batch; labels must lie in [0, num_classes) (only ≥ 0 when num_classes is None)."""
     if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise ValueError(f"X and y must be torch tensors, got {type(X).__name__} and {type(y).__name__}")
-    if X.dim() < 1 or y.dim() != 1 or len(X) != len(y):
-        raise ValueError(f"X must hold one row per label in y (1-D), got shapes {tuple(X.shape)} and {tuple(y.shape)}")
+        raise ValueError(f"{name_X} and {name_y} must be torch tensors, got {type(X).__name__} and {type(y).__name__}")
+    if X.dim() < 2 or y.dim() != 1 or len(X) != len(y):
+        raise ValueError(f"{name_X} must hold one row per label in {name_y} ({name_X} at least 2-D, {name_y} 1-D), "
+                         f"got shapes {tuple(X.shape)} and {tuple(y.shape)}")
     if len(X) == 0 and not allow_empty:
-        raise ValueError("X must hold at least one example, got 0")
+        raise ValueError(f"{name_X} must hold at least one example, got 0")
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
+        raise ValueError(f"{name_y} must hold integer class labels, got dtype {y.dtype}")
+    if len(y) and int(y.min()) < 0:  # cross-entropy silently ignores -100, and a negative label is no class
+        raise ValueError(f"{name_y} must hold class labels ≥ 0, got {int(y.min())}")
+    if num_classes is not None and len(y) and int(y.max()) >= num_classes:
+        raise ValueError(f"{name_y} must hold class labels < {num_classes} (the model's outputs), got {int(y.max())}")
     # A sum is NaN or inf if any entry is (one pass, cheaper than isfinite on a hot path); only
     # a sum that overflows from finite entries needs the full check.
     if not X.is_floating_point() or (not torch.isfinite(X.sum()) and not torch.isfinite(X).all()):
-        raise ValueError("X must hold finite floating-point numbers")
+        raise ValueError(f"{name_X} must hold finite floating-point numbers")
     return X, y
 
 
@@ -104,10 +128,13 @@ def per_sample_gradients(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> 
 
     ``torch.func.vmap(grad(loss of one example))`` over the batch: tensor j has shape
     ``(B, *parameter_j.shape)`` and row i is ∂ℓ(model(x_i), y_i)/∂parameter_j. Their sum over the
-    batch is the ordinary gradient of the summed loss. ``model`` is not modified.
+    batch is the ordinary gradient of the summed loss. ``model`` is not modified. The model is
+    called on one example at a time, so its forward must not combine examples (no batch
+    normalisation in training mode, no ``x - x.mean(0)``); such a model computes something else here.
 
     Raises:
-        ValueError: if ``model`` has no trainable parameter, or X, y are not a non-empty batch.
+        ValueError: if ``model`` has no trainable parameter, or X, y are not a non-empty batch
+            (X at least 2-D, y 1-D non-negative integer labels).
 
     >>> model = nn.Linear(3, 2)
     >>> X, y = torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 1, 0, 1])
@@ -154,6 +181,10 @@ def clip_per_sample(grads, *, max_grad_norm) -> tuple[list[torch.Tensor], torch.
     batch = len(grads[0])
     if any(len(g) != batch for g in grads):
         raise ValueError(f"grads must all have the same batch size, got {[len(g) for g in grads]}")
+    if not all(g.is_floating_point() for g in grads):
+        raise ValueError(f"grads must be floating-point tensors, got {[g.dtype for g in grads]}")
+    if not all(bool(torch.isfinite(g).all()) for g in grads):
+        raise ValueError("grads must hold finite numbers (a NaN or inf gradient cannot be clipped)")
     if batch == 0:  # an empty batch: nothing to clip
         return [g.clone() for g in grads], torch.zeros(0, dtype=grads[0].dtype)
     norms = torch.stack([g.reshape(batch, -1).norm(2, dim=1) for g in grads], dim=1).norm(2, dim=1)
@@ -165,25 +196,49 @@ def clip_per_sample(grads, *, max_grad_norm) -> tuple[list[torch.Tensor], torch.
 # ---------------------------------------------------------------- the fast path
 
 
-def supports_ghost_clipping(model: nn.Module) -> bool:
-    """True if every trainable parameter of ``model`` is the weight or bias of an ``nn.Linear``.
+def _fast_path_module(module: nn.Module) -> bool:
+    kind = type(module)
+    if kind in _FAST_PATH_MODULES:
+        return True
+    return kind.__module__ == "dpfl_course.fl.models" and kind.__name__ in _FAST_PATH_COURSE_MODELS
 
-    Such a model can use :func:`ghost_clipped_sum` (provided each layer sees one input row per
-    example, checked when it runs).
+
+def _fast_path_refusal(model) -> str | None:
+    """Why ``model`` cannot use the fast path, or None if it can."""
+    if not isinstance(model, nn.Module):
+        return f"model must be a torch.nn.Module, got {type(model).__name__}"
+    others = sorted({type(m).__name__ for m in model.modules() if not _fast_path_module(m)})
+    if others:
+        return (f"ghost clipping accepts only models built from nn.Linear, nn.Sequential, fl.MLP, "
+                f"fl.LogisticRegression, nn.Identity, nn.Flatten, nn.Dropout and elementwise activations "
+                f"(a forward pass that combines examples, such as batch normalisation, would break the "
+                f"per-example clipping), got {', '.join(others)}; {_FAST_PATH_HINT}")
+    if not any(p.requires_grad for p in model.parameters()):
+        return "model must have at least one trainable parameter"
+    return None
+
+
+def supports_ghost_clipping(model: nn.Module) -> bool:
+    """True if ``model`` may use the fast path: it is built only from modules on an allowlist.
+
+    The allowlist: ``nn.Linear``, ``nn.Sequential``, the course's ``fl.MLP`` and
+    ``fl.LogisticRegression``, ``nn.Identity``, ``nn.Flatten``, ``nn.Dropout`` and the elementwise
+    activations ReLU, Tanh, Sigmoid, GELU, ELU, LeakyReLU, Softplus (exact types: a subclass may
+    override ``forward``). None of them combines examples in its forward pass, which the fast path
+    needs: with batch normalisation or ``x - x.mean(0)``, example i's loss depends on the other
+    examples and the clipping no longer bounds one example's influence. Anything else (a custom
+    module, even parameter-free) is refused; use ``method="vmap"``, and write a custom forward so
+    that it does not combine examples. Each layer must also see one input row per example,
+    checked when it runs.
 
     >>> supports_ghost_clipping(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))
     True
     >>> supports_ghost_clipping(nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3)))
     False
+    >>> supports_ghost_clipping(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, affine=False)))
+    False
     """
-    if not isinstance(model, nn.Module):
-        return False
-    covered = set()
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            covered.update(id(p) for p in module.parameters(recurse=False))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    return bool(trainable) and all(id(p) in covered for p in trainable)
+    return _fast_path_refusal(model) is None
 
 
 class GhostClipping:
@@ -196,7 +251,7 @@ class GhostClipping:
     Use as a context manager, or call :meth:`close` to remove the hooks.
 
     Raises:
-        ValueError: if ``model`` has a trainable parameter outside ``nn.Linear`` layers.
+        ValueError: if ``model`` has a module outside the allowlist of :func:`supports_ghost_clipping`.
 
     >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     >>> with GhostClipping(model) as ghost:
@@ -208,9 +263,9 @@ class GhostClipping:
 
     def __init__(self, model: nn.Module):
         self.named = _check_model(model)
-        if not supports_ghost_clipping(model):
-            raise ValueError("model must have all its trainable parameters in nn.Linear layers for ghost "
-                             "clipping; use per_sample_gradients and clip_per_sample instead")
+        refusal = _fast_path_refusal(model)
+        if refusal is not None:
+            raise ValueError(refusal)
         self.model = model
         self.layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
         self._inputs: dict[int, torch.Tensor] = {}
@@ -303,7 +358,9 @@ def ghost_clipped_sum(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, max
                       ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The sum of the clipped per-sample gradients, without building any per-sample gradient.
 
-    For a model made of ``nn.Linear`` layers (see :func:`supports_ghost_clipping`): one forward
+    For a model built from the allowlist of :func:`supports_ghost_clipping` (``nn.Linear`` layers,
+    elementwise activations ...; no module that combines examples, such as batch normalisation;
+    anything else is refused: use ``method="vmap"``): one forward
     and one backward pass give every layer's inputs A (B, in) and output gradients G (B, out);
     example i's squared gradient norm is Σ_layers ‖g_i‖²(‖a_i‖² + 1) (the 1 for the bias), and
     the clipped sum of a weight's gradients is ``(c ⊙ G)ᵀ A``. Equals clipping the output of
@@ -315,7 +372,7 @@ def ghost_clipped_sum(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, max
         the per-sample norms before clipping, shape (B,).
 
     Raises:
-        ValueError: if the model has a trainable parameter outside ``nn.Linear``, a layer is
+        ValueError: if the model has a module outside that allowlist, a layer is
             called more than once or on a non-2-D input, or an argument is out of range.
 
     >>> g = torch.Generator().manual_seed(0)
@@ -363,8 +420,10 @@ def _resolve_method(model, method) -> str:
     method = _check_method(method)
     if method == "auto":
         return "ghost" if supports_ghost_clipping(model) else "vmap"
-    if method == "ghost" and not supports_ghost_clipping(model):
-        raise ValueError("method='ghost' needs a model whose trainable parameters are all in nn.Linear layers")
+    if method == "ghost":
+        refusal = _fast_path_refusal(model)
+        if refusal is not None:
+            raise ValueError(f"method='ghost': {refusal}")
     return method
 
 
@@ -386,8 +445,9 @@ def dp_sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, max_grad_
         expected_batch_size: the divisor, sample_rate × dataset size (Opacus's convention), > 0.
         lr: learning rate > 0.
         generator: a ``torch.Generator`` for the noise.
-        method: ``"vmap"`` (per-sample gradients, any model), ``"ghost"`` (the fast path, models of
-            ``nn.Linear`` layers) or ``"auto"`` (ghost when the model allows it).
+        method: ``"vmap"`` (per-sample gradients, any model whose forward treats each example on
+            its own), ``"ghost"`` (the fast path, models built from the allowlist of
+            :func:`supports_ghost_clipping`) or ``"auto"`` (ghost when the model is on it, else vmap).
         ghost: a :class:`GhostClipping` attached to ``model``, reused across steps (faster);
             None attaches one for this step when the fast path is used.
 
@@ -449,6 +509,20 @@ def poisson_batches(num_examples, *, sample_rate, steps, generator: torch.Genera
 # ---------------------------------------------------------------- training
 
 
+def steps_per_epoch_for(num_examples, batch_size) -> int:
+    """Steps in one DP-SGD epoch: ``num_examples / batch_size`` rounded half up, at least 1.
+
+    Integer arithmetic, ``(2n + b) // (2b)``, so that 49 / 2 = 24.5 gives 25 (Python's ``round``
+    would give 24, rounding half to even) and every caller counts the same steps.
+
+    >>> steps_per_epoch_for(1347, 64), steps_per_epoch_for(49, 2), steps_per_epoch_for(10, 10)
+    (21, 25, 1)
+    """
+    n = check_int("num_examples", num_examples, low=1)
+    b = check_int("batch_size", batch_size, low=1, high=n)
+    return max(1, (2 * n + b) // (2 * b))
+
+
 def _accuracy(model, X, y) -> float:
     with torch.no_grad():
         return float((model(X).argmax(1) == y).double().mean())
@@ -458,8 +532,9 @@ def train_dp_sgd(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, noise_mu
                  epochs, lr, delta, seed=0, test_data=None, progress=False, method="auto", ledger=None):
     """Train ``model`` (in place) with DP-SGD on (X, y); return its parameters and a per-epoch history.
 
-    Poisson sampling with ``sample_rate = batch_size / len(X)`` and ``round(1 / sample_rate)``
-    steps per epoch (so an epoch sees each example once on average), each step
+    Poisson sampling with ``sample_rate = batch_size / len(X)`` and
+    :func:`steps_per_epoch_for` ``(len(X), batch_size)`` steps per epoch, n / b rounded half up (so
+    an epoch sees each example about once on average), each step
     :func:`dp_sgd_step` with ``expected_batch_size = batch_size``. Batches and noise come from one
     ``torch.Generator`` seeded with ``seed``. The fast path (ghost clipping) is used when the model
     allows it (``method="auto"``).
@@ -475,13 +550,14 @@ def train_dp_sgd(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, noise_mu
         test_data: optional ``(X_test, y_test)``; the history then has ``test_accuracy``.
         progress: show a tqdm progress bar over the epochs.
         method: ``"auto"``, ``"ghost"`` or ``"vmap"`` (see :func:`dp_sgd_step`).
-        ledger: optional :class:`~dpfl_course.dp.PrivacyLedger` (with a δ) to spend each epoch in;
-            the history's ε is then the ledger's total.
+        ledger: optional :class:`~dpfl_course.dp.PrivacyLedger` to spend each epoch in; its δ
+            must equal ``delta``. The history's ε is then the ledger's total, computed by the
+            ledger's own accountant (which may differ from the RDP accountant used otherwise).
 
     Returns:
         ``(parameters, history)``: a detached copy of the trained parameters, and a
         :class:`~dpfl_course.fl.History` with one row per epoch: ``epoch``, ``steps`` (so far),
-        ``sample_rate``, ``noise_multiplier``, ``epsilon`` (RDP accountant, so far),
+        ``sample_rate``, ``noise_multiplier``, ``epsilon`` (so far; RDP accountant, or the ledger's),
         ``train_loss`` (on the whole training set after the epoch) and ``test_accuracy``.
 
     >>> g = torch.Generator().manual_seed(0)
@@ -496,6 +572,14 @@ def train_dp_sgd(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, noise_mu
 
     named = _check_model(model)
     X, y = _check_data(X, y)
+    training = model.training
+    try:  # the number of classes, from one example in eval mode (no batch statistics, no dropout draw)
+        with torch.no_grad():
+            num_classes = model.eval()(X[:1]).shape[-1]
+    finally:
+        model.train(training)
+    if int(y.max()) >= num_classes:
+        raise ValueError(f"y must hold class labels < {num_classes} (the model's outputs), got {int(y.max())}")
     sigma = check_finite("noise_multiplier", noise_multiplier, low=0)
     c = check_finite("max_grad_norm", max_grad_norm, low=0, low_open=True)
     batch_size = check_int("batch_size", batch_size, low=1, high=len(X))
@@ -511,16 +595,20 @@ def train_dp_sgd(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, noise_mu
             X_test, y_test = test_data
         except (TypeError, ValueError):
             raise ValueError("test_data must be a pair (X_test, y_test)") from None
-        X_test, y_test = _check_data(X_test, y_test)
+        X_test, y_test = _check_data(X_test, y_test, name_X="test_data's X", name_y="test_data's y",
+                                     num_classes=num_classes)
     if ledger is not None:
         if not isinstance(ledger, PrivacyLedger) or ledger.delta is None:
             raise ValueError("ledger must be a PrivacyLedger with a delta, or None")
+        if ledger.delta != delta:
+            raise ValueError(f"ledger.delta must equal delta: the history reports ε at the ledger's δ, got "
+                             f"ledger.delta = {ledger.delta} and delta = {delta}")
     elif sigma > 0:
         ledger = PrivacyLedger(delta=delta, accountant="rdp")
 
     n = len(X)
     q = batch_size / n
-    steps_per_epoch = max(1, round(1 / q))
+    steps_per_epoch = steps_per_epoch_for(n, batch_size)
     generator = torch.Generator().manual_seed(seed)
     params = [p for _, p in named]
     ghost = GhostClipping(model) if method == "ghost" else None

@@ -34,13 +34,17 @@ def accounting_inputs(num_examples, batch_size, epochs, num_clients):
     """Reference solution: ``(sample_rate, steps)`` of DP-SGD on the pooled ``num_examples``.
 
     Every step includes each example with probability batch_size / num_examples, and an epoch
-    is round(num_examples / batch_size) steps. ``num_clients`` does not enter: the accountant
+    is num_examples / batch_size steps rounded half up, in integers ``(2n + b) // (2b)`` and at
+    least 1, as :func:`dpfl_course.dp.train_dp_sgd` counts them. ``num_clients`` does not enter: the accountant
     counts noisy steps on the data and the chance that one example is in a step's batch.
 
     >>> accounting_inputs(1600, 64, 30, 10)
     (0.04, 750)
+    >>> accounting_inputs(49, 2, 1, 10)[1]
+    25
     """
-    return batch_size / num_examples, epochs * round(num_examples / batch_size)
+    steps_per_epoch = max(1, (2 * num_examples + batch_size) // (2 * batch_size))
+    return batch_size / num_examples, epochs * steps_per_epoch
 
 
 # ---------------------------------------------------------------- exercise 1
@@ -151,7 +155,7 @@ def check_accounting_inputs(func) -> Feedback:
                     "The number of clients does not enter here.")
         elif close(q, want_q) and not close(steps, want_steps):
             hint = (f" The sample rate is right; count the steps: an epoch is about num_examples / batch_size steps "
-                    f"(rounded), here {round(n / b)}, times the epochs.")
+                    f"(rounded half up), here {want_steps // epochs}, times the epochs.")
         elif close(q, 1 / b) or close(q, n / b):
             hint = " The sample rate is the chance that one example is in a batch: batch_size / num_examples."
         else:

@@ -83,8 +83,11 @@ def test_ghost_clipping_refuses_models_it_cannot_handle():
         def forward(self, x):
             return self.b(self.a(torch.relu(self.a(x))))
 
-    with pytest.raises(ValueError, match="once per forward"):
+    with pytest.raises(ValueError, match="method='vmap'"):  # a custom module: not on the allowlist
         dp.ghost_clipped_sum(Twice(), X, y, max_grad_norm=1.0)
+    shared = nn.Linear(6, 6)  # the same layer twice, from allowlisted modules: caught when it runs
+    with pytest.raises(ValueError, match="once per forward"):
+        dp.ghost_clipped_sum(nn.Sequential(shared, nn.ReLU(), shared, nn.Linear(6, 3)), X, y, max_grad_norm=1.0)
     # an in-place activation overwrites the layer's output, so its gradient would be the wrong one
     inplace = nn.Sequential(nn.Linear(6, 5), nn.ReLU(inplace=True), nn.Linear(5, 3))
     with pytest.raises(ValueError, match="in place"):
@@ -93,6 +96,64 @@ def test_ghost_clipping_refuses_models_it_cannot_handle():
     norms = dp.dp_sgd_step(Twice(), X, y, max_grad_norm=1.0, noise_multiplier=1.0, expected_batch_size=32,
                            lr=0.1, generator=torch.Generator(), method="vmap")
     assert norms.shape == (32,)
+
+
+class Centre(nn.Module):
+    """Parameter-free, but its forward combines examples: every output depends on the whole batch."""
+
+    def forward(self, x):
+        return x - x.mean(0)
+
+
+def _influence(model, X, y, c):
+    """‖clipped sum(D) − clipped sum(D without example 0)‖: per-example clipping bounds it by C."""
+    full, _ = dp.ghost_clipped_sum(model, X, y, max_grad_norm=c)
+    part, _ = dp.ghost_clipped_sum(model, X[1:], y[1:], max_grad_norm=c)
+    return float(torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(full, part))))
+
+
+@pytest.mark.parametrize("mixer", ["batchnorm", "centre"])
+def test_fast_path_refuses_a_forward_that_combines_examples(mixer):
+    # Such a model once passed the fast path and one outlying example moved the clipped sum by about
+    # 4 C (R4's reproduction); now it is refused, and "auto" does not pick the fast path.
+    make = {"batchnorm": lambda: nn.BatchNorm1d(8, affine=False), "centre": Centre}[mixer]
+    torch.manual_seed(0)  # nn.Linear's default initialisation draws from the global RNG
+    model = nn.Sequential(nn.Linear(6, 8), make(), nn.ReLU(), nn.Linear(8, 3))
+    X, y = batch(n=20)
+    X[0] *= 50
+    assert not dp.supports_ghost_clipping(model)
+    with pytest.raises(ValueError, match="method='vmap'"):
+        dp.ghost_clipped_sum(model, X, y, max_grad_norm=1.0)
+    with pytest.raises(ValueError, match="method='vmap'"):
+        dp.dp_sgd_step(model, X, y, **STEP, generator=torch.Generator(), method="ghost")
+    with pytest.raises(ValueError, match="method='vmap'"):
+        dp.train_dp_sgd(model, X, y, **dict(TRAIN, method="ghost"))
+    # "auto" falls back to the vmap path: it either refuses (BatchNorm's in-place running statistics
+    # under vmap) or runs the model one example at a time, exactly as method="vmap" does
+    if mixer == "batchnorm":
+        with pytest.raises(RuntimeError):
+            dp.train_dp_sgd(model, X, y, **TRAIN)
+    else:
+        runs = [dp.train_dp_sgd(copy.deepcopy(model), X, y, **dict(TRAIN, method=m))[0] for m in ("auto", "vmap")]
+        for a, b in zip(*runs):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_fast_path_allowlist_accepts_the_course_models_and_elementwise_layers():
+    torch.manual_seed(0)
+    X, y = batch(n=20)
+    X[0] *= 50
+    models = [mlp(), fl.LogisticRegression(6, 3, generator=torch.Generator().manual_seed(0)),
+              nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.Tanh(), nn.Dropout(0.0), nn.Identity(),
+                            nn.Linear(8, 8), nn.GELU(), nn.Linear(8, 3), nn.Softplus())]
+    for model in models:
+        assert dp.supports_ghost_clipping(model), type(model).__name__
+        # one example moves the clipped sum by at most C (1e-4: float32 rounding of sums of ~20 terms)
+        assert _influence(model, X, y, 1.0) <= 1.0 + 1e-4
+    class MyLinear(nn.Linear):  # a subclass may override forward: refused
+        pass
+    assert not dp.supports_ghost_clipping(nn.Sequential(MyLinear(6, 3)))
+    assert not dp.supports_ghost_clipping(nn.Sequential(nn.Linear(6, 3), nn.ReLU(), nn.Softmax(dim=0)))
 
 
 # ---------------------------------------------------------------- the step equals Opacus's
@@ -200,13 +261,33 @@ def test_train_dp_sgd_reports_the_accountants_epsilon_for_its_run():
     ledger = dp.PrivacyLedger(delta=1e-5)
     _, history = dp.train_dp_sgd(mlp(), X, y, noise_multiplier=1.1, max_grad_norm=1.0, batch_size=30, epochs=3,
                                  lr=0.1, delta=1e-5, ledger=ledger)
-    q, per_epoch = 30 / 300, round(300 / 30)
+    q, per_epoch = 30 / 300, 10
     assert history["steps"] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
     assert history["sample_rate"] == [q] * 3
     for steps, eps in zip(history["steps"], history["epsilon"]):
         assert eps == pytest.approx(dp.epsilon(noise_multiplier=1.1, sample_rate=q, steps=steps, delta=1e-5),
                                     rel=1e-12)
     assert ledger.epsilon == history["epsilon"][-1] and len(ledger) == 3
+
+
+def test_train_dp_sgd_refuses_a_ledger_with_another_delta():
+    X, y = batch(n=60)
+    ledger = dp.PrivacyLedger(delta=1e-6)
+    with pytest.raises(ValueError, match=r"ledger\.delta.*1e-06.*delta.*1e-05"):
+        dp.train_dp_sgd(mlp(), X, y, **TRAIN, ledger=ledger)
+    assert len(ledger) == 0  # nothing spent
+
+
+@pytest.mark.parametrize("n, b", [(49, 2), (50, 20), (10, 4), (1347, 64), (100, 100), (7, 3), (45, 10)],
+                         ids=lambda v: str(v))
+def test_steps_per_epoch_is_n_over_b_rounded_half_up(n, b):
+    from fractions import Fraction
+
+    want = max(1, int(Fraction(n, b) + Fraction(1, 2)))  # exact: no float tie-breaking
+    assert dp.steps_per_epoch_for(n, b) == want
+    X, y = batch(n=n, d=3, classes=2)
+    _, history = dp.train_dp_sgd(nn.Linear(3, 2), X, y, **dict(TRAIN, batch_size=b))
+    assert history["steps"] == [want]
 
 
 def test_train_dp_sgd_fast_path_equals_the_vmap_path():
@@ -293,6 +374,26 @@ def test_bad_data_and_models_are_rejected():
         dp.clip_per_sample([], max_grad_norm=1)
     with pytest.raises(ValueError, match="batch size"):
         dp.clip_per_sample([torch.ones(2, 3), torch.ones(3)], max_grad_norm=1)
+    with pytest.raises(ValueError, match="finite"):
+        dp.clip_per_sample([torch.tensor([[1.0, float("nan")], [0.5, 0.5]])], max_grad_norm=1)
+    with pytest.raises(ValueError, match="floating-point"):
+        dp.clip_per_sample([torch.ones(2, 3, dtype=torch.int64)], max_grad_norm=1)
+    # labels: -100 is cross-entropy's ignore_index (the example would silently not count), and
+    # a label ≥ the model's outputs is no class
+    with pytest.raises(ValueError, match="labels ≥ 0"):
+        dp.per_sample_gradients(mlp(), X, torch.where(y == 0, -100, y))
+    with pytest.raises(ValueError, match="labels ≥ 0"):
+        dp.dp_sgd_step(mlp(), X, torch.where(y == 0, -1, y), **STEP, generator=torch.Generator())
+    with pytest.raises(ValueError, match="labels < 3"):
+        dp.train_dp_sgd(mlp(), X, torch.where(y == 0, 3, y), **TRAIN)
+    with pytest.raises(ValueError, match="2-D"):
+        dp.per_sample_gradients(nn.Linear(1, 3), X[:, 0], y)
+    with pytest.raises(ValueError, match="test_data's y must hold class labels ≥ 0"):
+        dp.train_dp_sgd(mlp(), X, y, **TRAIN, test_data=(X, torch.full_like(y, -100)))
+    with pytest.raises(ValueError, match="test_data's y must hold class labels < 3"):
+        dp.train_dp_sgd(mlp(), X, y, **TRAIN, test_data=(X, torch.full_like(y, 7)))
+    with pytest.raises(ValueError, match="test_data's y must hold integer"):
+        dp.train_dp_sgd(mlp(), X, y, **TRAIN, test_data=(X, y.float()))
     clipped, norms = dp.clip_per_sample([torch.ones(0, 3)], max_grad_norm=1)  # an empty batch is not an error
     assert clipped[0].shape == (0, 3) and norms.shape == (0,)
     for kwargs, name in [(dict(sample_rate=0), "sample_rate"), (dict(sample_rate=1.5), "sample_rate"),

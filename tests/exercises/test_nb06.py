@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from dpfl_course import dp
@@ -99,3 +100,14 @@ def test_skeleton_and_crashing_answers_give_messages_not_tracebacks():
     assert not fb.passed and "pair" in fb.message
     fb = nb06.check_clip_gradients(lambda grads, c: None)
     assert not fb.passed
+
+
+@pytest.mark.parametrize("n, b", [(49, 2), (130, 20), (1347, 64), (45, 10), (7, 3), (5, 5)], ids=lambda v: str(v))
+def test_accounting_reference_counts_the_steps_train_dp_sgd_takes(n, b):
+    # 49 / 2 = 24.5 and 45 / 10 = 4.5: Python's round() (half to even) would give 24 and 4,
+    # train_dp_sgd takes 25 and 5
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(n, 3, generator=g), torch.randint(0, 2, (n,), generator=g)
+    _, history = dp.train_dp_sgd(torch.nn.Linear(3, 2), X, y, noise_multiplier=1.0, max_grad_norm=1.0,
+                                 batch_size=b, epochs=2, lr=0.1, delta=1e-5)
+    assert nb06.accounting_inputs(n, b, 2, 10) == (history.last("sample_rate"), history.last("steps"))
