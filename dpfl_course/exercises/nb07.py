@@ -251,6 +251,20 @@ def check_noisy_average(func) -> Feedback:
                                f"measured {std:.3f}.{hint}")
     if abs(mean) > 5 * std_want / math.sqrt(n):
         return Feedback(False, f"Not yet: on {describe} the noise should have mean 0, measured {mean:.4f}.")
+    # The same generator seed must give the same noise, whatever the global generator's state.
+    state = torch.get_rng_state()
+    try:
+        torch.manual_seed(12345)
+        again, fail = attempt(lambda: func(updates, weights, clip_norm=clip_norm, noise_multiplier=z, sample_rate=q,
+                                           total_weight=W, generator=torch.Generator().manual_seed(7)),
+                              where="on zero updates with noise ")
+    finally:
+        torch.set_rng_state(state)
+    if fail is not None:
+        return fail
+    if not torch.equal(_flat(again), noise):
+        return Feedback(False, "Not yet: the same generator gave different noise. Draw the noise with the generator "
+                               "you are given (torch.randn(..., generator=generator)), not the global one.")
     return Feedback(True, f"Correct: the clipped weighted sum over qW on {len(_noise_free_cases())} cases, and "
                           f"noise of std {std:.3f} ≈ z·S/(qW) = {std_want:.3f} on zero updates.")
 

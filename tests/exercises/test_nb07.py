@@ -131,6 +131,17 @@ def test_noisy_average_checker_rejects_no_noise():
     assert not fb.passed and "noise std should be" in fb.message
 
 
+def test_noisy_average_checker_rejects_noise_from_the_global_generator():
+    # the mistake: torch.randn without generator= (the run is then not reproducible from its seed)
+    def global_noise(updates, weights, *, clip_norm, noise_multiplier, sample_rate, total_weight, generator):
+        return nb07.noisy_average(updates, weights, clip_norm=clip_norm, noise_multiplier=noise_multiplier,
+                                  sample_rate=sample_rate, total_weight=total_weight,
+                                  generator=torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,)))))
+
+    fb = nb07.check_noisy_average(global_noise)
+    assert not fb.passed and "generator you are given" in fb.message
+
+
 # ---------------------------------------------------------------- exercise 3
 
 
