@@ -2,13 +2,17 @@
 """Set up the course environment (once) and open the course, or run every test.
 
     python3 course.py lab        # create .venv if needed, open JupyterLab on notebook 00
-    python3 course.py test       # create .venv if needed, run unit tests, doctests and nbval
+    python3 course.py test       # create .venv if needed, run unit tests, doctests and nbval,
+                                 # then the browser tests (JupyterLab, Voilà, static HTML in Chromium)
+    python3 course.py browser    # only the browser tests (installs Chromium with apt when root)
+    python3 course.py app        # serve the capstone dashboard (notebook 08) as a web app (Voilà)
     python3 course.py execute    # re-run notebooks in place, as they are committed (authors)
     python3 course.py bench      # print the benchmark tables
 
 Needs only Python 3.11 with venv and pip. The environment lives in .venv beside this file;
 it is (re)installed only when pyproject.toml changes, so running again starts at once.
-Extra arguments after ``test`` go to pytest (e.g. ``python3 course.py test -k partition``).
+Extra arguments after ``test`` go to pytest (e.g. ``python3 course.py test -k partition``);
+with extra arguments only the first stage runs (the browser stage is ``course.py browser``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -25,6 +30,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("DPFL_VENV", ROOT / ".venv"))
 STAMP = VENV / ".dpfl-course-installed"
 FIRST_NOTEBOOK = "notebooks/00_welcome.ipynb"
+APP_NOTEBOOKS = "notebooks/08_*.ipynb"  # the capstone dashboard that `course.py app` serves
+CHROMIUM = os.environ.get("DPFL_CHROMIUM", "/usr/bin/chromium")  # the browser tests' browser
 WANTED = (3, 11)
 
 # What the test run and the saved notebooks share: static widgets (stable outputs for nbval),
@@ -110,16 +117,67 @@ def cmd_lab(args: list[str]) -> int:
 
 def cmd_test(args: list[str]) -> int:
     python = ensure_environment()
-    # One pytest run: unit tests, the package's doctests and strict nbval on every notebook.
+    # First stage, one pytest run: unit tests, the package's doctests and strict nbval on every notebook.
     # --dist loadfile keeps each notebook's cells on one worker (they share a kernel).
     # Paths given on the command line replace the default ones; options are added.
     paths_given = any((ROOT / a.split("::")[0]).exists() for a in args if not a.startswith("-"))
-    defaults = [] if paths_given else ["tests", "dpfl_course", "notebooks"]
+    # The browser tests are a second stage (one JupyterLab at a time, no xdist workers).
+    defaults = [] if paths_given else ["--ignore=tests/browser", "tests", "dpfl_course", "notebooks"]
     cmd = [python, "-m", "pytest", "-n", "2", "--dist", "loadfile",
            "--doctest-modules", "--nbval", "--nbval-current-env",
            "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "--nbval-cell-timeout", "300",
            *args, *defaults]
-    return run(cmd, env=notebook_env())
+    code = run(cmd, env=notebook_env())
+    if args:
+        say("extra arguments given: the browser stage did not run (python3 course.py browser runs it)")
+        return code
+    if code == 2:  # interrupted (Ctrl+C) or a usage error: stop here
+        return code
+    return max(code, cmd_browser([]))
+
+
+def ensure_chromium() -> None:
+    """Chromium for the browser tests: found, or installed with apt (as root), or a clear stop."""
+    if os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK):
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        say("installing Debian's chromium for the browser tests (apt-get, once)")
+        apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        if (run(["apt-get", "update", "-qq"], env=apt_env) != 0
+                or run(["apt-get", "install", "-y", "-qq", "chromium"], env=apt_env) != 0):
+            sys.exit("Installing chromium with apt-get failed; see apt's message above.")
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        sys.exit(f"The browser tests need Chromium at {CHROMIUM}. Install it (Debian/Ubuntu: "
+                 f"sudo apt-get install chromium) or set DPFL_CHROMIUM to a Chromium or Chrome binary.")
+
+
+def cmd_browser(args: list[str]) -> int:
+    # Playwright drives the system Chromium (it never downloads a browser); the tests start their
+    # own JupyterLab and Voilà servers with live widgets. Screenshots: tests/browser/artefacts/.
+    python = ensure_environment()
+    ensure_chromium()
+    say("browser stage: every widget notebook in JupyterLab, the dashboard in Voilà, static HTML")
+    start = time.monotonic()
+    paths_given = any((ROOT / a.split("::")[0]).exists() for a in args if not a.startswith("-"))
+    code = run([python, "-m", "pytest", "-p", "no:xdist", "-v", *args, *([] if paths_given else ["tests/browser"])],
+               env=dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"))
+    say(f"browser stage took {time.monotonic() - start:.0f} s")
+    return code
+
+
+def cmd_app(args: list[str]) -> int:
+    # Voilà runs the notebook in a live kernel and shows its outputs without the code.
+    python = ensure_environment()
+    notebooks = sorted(ROOT.glob(APP_NOTEBOOKS))
+    if args and not args[0].startswith("-"):
+        notebook, args = args[0], args[1:]
+    elif notebooks:
+        notebook = str(notebooks[0].relative_to(ROOT))
+    else:
+        sys.exit(f"No {APP_NOTEBOOKS} yet; name a notebook: python3 course.py app notebooks/05_heterogeneity.ipynb")
+    say(f"serving {notebook} with Voilà (stop it with Ctrl+C)")
+    env = dict(os.environ, DPFL_STATIC_WIDGETS="0")  # live views, whatever the shell says
+    return run([python, "-m", "voila", notebook, *args], env=env)
 
 
 def cmd_execute(args: list[str]) -> int:
@@ -146,7 +204,8 @@ def cmd_bench(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"lab": cmd_lab, "test": cmd_test, "execute": cmd_execute, "bench": cmd_bench}
+COMMANDS = {"lab": cmd_lab, "test": cmd_test, "browser": cmd_browser, "app": cmd_app,
+            "execute": cmd_execute, "bench": cmd_bench}
 
 
 def main(argv: list[str]) -> int:
