@@ -566,10 +566,12 @@ class DashboardPanel:
 
     def save(self) -> bool:
         """Save the current run and redraw the comparison; True on success (errors go to the panel)."""
+        before = list(self.book.results)
         try:
             self.book.add(self.current())
             self._show_comparison()
         except Exception as error:  # a button never shows a traceback
+            self.book.results = before  # a failed save keeps nothing: book, figure and table agree
             self._error(error)
             return False
         self.last_error = None

@@ -3,8 +3,10 @@
 does not change, saved runs are kept without duplicates, and the panel never raises into the page."""
 
 import math
+import re
 
 import numpy as np
+
 import pytest
 import torch
 
@@ -268,9 +270,26 @@ def test_panel_static_display_shows_the_view_and_the_saved_runs(monkeypatch, cap
     lab = D.Lab()
     panel = _panel(lab, monkeypatch, static=True)
     panel.book.add(lab.run(D.Scenario(mode="none", num_rounds=2, num_clients=10, clients_per_round=5)))
+    shown = []
+    monkeypatch.setattr(D.plotting, "show", lambda fig, **kw: shown.append(fig))
     panel._ipython_display_()
     out = capsys.readouterr().out
-    assert "Static view of the defaults" in out and "mode" in out and "rounds" in out
+    assert "Static view of the defaults" in out
+    # the comparison table's header and its row (mode none, 2 rounds), printed after the view
+    assert re.search(r"^mode\s+rounds$", out, re.M) and re.search(r"^none\s+2$", out, re.M)
+    assert len(shown) == 1  # the comparison figure was drawn (the view's own image is displayed apart)
+
+
+def test_a_failed_save_keeps_nothing(monkeypatch):
+    lab = D.Lab()
+    panel = _panel(lab, monkeypatch)
+
+    def broken(results):
+        raise RuntimeError("figure failed")
+
+    panel.compare = broken
+    assert panel.save() is False
+    assert len(panel.book) == 0 and "figure failed" in panel.message.value
 
 
 def test_panel_rejects_unknown_texts(monkeypatch):
