@@ -172,11 +172,19 @@ class LiveView:
         return W.VBox([controls, self.image, self.summary])
 
     def _format_defaults(self) -> str:
+        """The controls' defaults as a learner reads them: a dropdown's label (not its value), whole
+        numbers without a decimal point, small numbers as 1e-5 (not 1e-05)."""
         parts = []
         for name, control in self.controls.items():
             value = control.value
             label = control.description or name
-            parts.append(f"{label} = {value:.3g}" if isinstance(value, float) else f"{label} = {value}")
+            if getattr(control, "label", None) is not None and hasattr(control, "options"):
+                shown = control.label  # the option's text ("central DP (user level)"), not its key
+            elif isinstance(value, float):
+                shown = _format_number(value)
+            else:
+                shown = value
+            parts.append(f"{label} = {shown}")
         return ", ".join(parts)
 
     def _ipython_display_(self):
@@ -191,3 +199,19 @@ class LiveView:
         display(Image(plotting.to_png(fig, dpi=self.dpi)))
         if text:
             print(text)
+
+
+def _format_number(value: float) -> str:
+    """A control's number for the static note: 3 significant digits, whole numbers as integers,
+    exponents without padding.
+
+    >>> _format_number(1000.0), _format_number(0.3), _format_number(1e-05), _format_number(12345.0)
+    ('1000', '0.3', '1e-5', '12345')
+    """
+    if value.is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    text = f"{value:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
