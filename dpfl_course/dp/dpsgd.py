@@ -41,6 +41,8 @@ from dpfl_course._validate import check_delta, check_finite, check_int
 
 __all__ = [
     "CLIP_EPSILON",
+    "clip_factors",
+    "functional_per_sample_gradients",
     "per_sample_gradients",
     "clip_per_sample",
     "supports_ghost_clipping",
@@ -123,6 +125,45 @@ def _cross_entropy_sum(logits, y):
 # ---------------------------------------------------------------- the lesson: vmap(grad)
 
 
+def clip_factors(norms: torch.Tensor, max_grad_norm) -> torch.Tensor:
+    """Opacus's per-example clipping factors ``min(1, C / (norm + 1e-6))``.
+
+    ``max_grad_norm`` is a number > 0, or a tensor of C's that broadcasts against ``norms``
+    (one per client in the vectorised FL engine; checked by its caller).
+
+    >>> clip_factors(torch.tensor([0.5, 2.0, 0.0]), 1.0)
+    tensor([1.0000, 0.5000, 1.0000])
+    """
+    if not isinstance(max_grad_norm, torch.Tensor):
+        max_grad_norm = check_finite("max_grad_norm", max_grad_norm, low=0, low_open=True)
+    return (max_grad_norm / (norms + CLIP_EPSILON)).clamp(max=1.0)
+
+
+def functional_per_sample_gradients(model: nn.Module, params: dict, X: torch.Tensor, y: torch.Tensor,
+                                    buffers: dict | None = None) -> dict:
+    """Per-sample gradients at ``params`` (name → tensor) instead of ``model``'s own weights.
+
+    The engine of :func:`per_sample_gradients`, for callers that hold parameters apart from the
+    model (the FL clients). No argument checks; an empty batch gives (0, ...) tensors.
+
+    Returns:
+        name → tensor of shape (B, *param.shape).
+
+    >>> m = nn.Linear(3, 2)
+    >>> params = {n: torch.zeros_like(p) for n, p in m.named_parameters()}
+    >>> g = functional_per_sample_gradients(m, params, torch.ones(4, 3), torch.tensor([0, 1, 0, 1]))
+    >>> tuple(g["weight"].shape)
+    (4, 2, 3)
+    """
+    if len(X) == 0:
+        return {n: p.new_zeros((0, *p.shape)) for n, p in params.items()}
+    def loss_one(p, x, t):
+        state = p if buffers is None else (p, buffers)
+        return _cross_entropy_sum(torch.func.functional_call(model, state, (x.unsqueeze(0),)), t.unsqueeze(0))
+
+    return torch.func.vmap(torch.func.grad(loss_one), in_dims=(None, 0, 0))(params, X, y)
+
+
 def per_sample_gradients(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
     """The gradient of each example's own cross-entropy loss, one tensor per trainable parameter.
 
@@ -143,16 +184,10 @@ def per_sample_gradients(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> 
     """
     named = _check_model(model)
     X, y = _check_data(X, y)
-    names = [n for n, _ in named]
     params = {n: p.detach() for n, p in named}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
-
-    def loss_one(p, x, t):
-        logits = torch.func.functional_call(model, (p, buffers), (x.unsqueeze(0),))
-        return _cross_entropy_sum(logits, t.unsqueeze(0))
-
-    grads = torch.func.vmap(torch.func.grad(loss_one), in_dims=(None, 0, 0))(params, X, y)
-    return [grads[n] for n in names]
+    grads = functional_per_sample_gradients(model, params, X, y, buffers)
+    return [grads[n] for n, _ in named]
 
 
 def clip_per_sample(grads, *, max_grad_norm) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -188,7 +223,7 @@ def clip_per_sample(grads, *, max_grad_norm) -> tuple[list[torch.Tensor], torch.
     if batch == 0:  # an empty batch: nothing to clip
         return [g.clone() for g in grads], torch.zeros(0, dtype=grads[0].dtype)
     norms = torch.stack([g.reshape(batch, -1).norm(2, dim=1) for g in grads], dim=1).norm(2, dim=1)
-    factor = (c / (norms + CLIP_EPSILON)).clamp(max=1.0)
+    factor = clip_factors(norms, c)
     clipped = [g * factor.view(-1, *([1] * (g.dim() - 1))).to(g.dtype) for g in grads]
     return clipped, norms
 
@@ -342,7 +377,7 @@ class GhostClipping:
                         term = g2
                     sq = term if sq is None else sq.add_(term)
                 norms = sq.sqrt_() if sq is not None else torch.zeros(len(X), dtype=loss.dtype)
-                factor = (max_grad_norm / (norms + CLIP_EPSILON)).clamp_(max=1.0).unsqueeze(1)
+                factor = clip_factors(norms, max_grad_norm).unsqueeze(1)
                 for (m, weight, bias, A), G in zip(trainable, out_grads):
                     cG = G * factor
                     if weight:

@@ -26,15 +26,13 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call
 
 from dpfl_course._validate import check_finite, check_int
+from dpfl_course.dp.dpsgd import clip_factors, functional_per_sample_gradients
 
-__all__ = ["CLIP_EPSILON", "LocalDPDraws", "local_dp_plan", "local_dp_draws", "clip_factors",
+__all__ = ["LocalDPDraws", "local_dp_plan", "local_dp_draws", "clip_factors",
            "per_example_gradients", "dp_sgd_local_step", "check_local_dp_settings"]
-
-#: Added to a gradient norm before dividing (Opacus's ``1e-6``): a zero gradient gets factor 1.
-CLIP_EPSILON = 1e-6
 
 
 class LocalDPDraws(NamedTuple):
@@ -106,40 +104,8 @@ def local_dp_draws(num_examples: int, num_parameters: int, *, local_epochs: int,
     return LocalDPDraws(q, steps, q * num_examples, masks, noise)
 
 
-def clip_factors(norms: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
-    """Opacus's per-example clipping factors ``min(1, C / (norm + 1e-6))``.
-
-    >>> clip_factors(torch.tensor([0.5, 2.0, 0.0]), 1.0)
-    tensor([1.0000, 0.5000, 1.0000])
-    """
-    max_grad_norm = check_finite("max_grad_norm", max_grad_norm, low=0, low_open=True)
-    return (max_grad_norm / (norms + CLIP_EPSILON)).clamp(max=1.0)
-
-
-def per_example_gradients(model: nn.Module, params: dict, X: torch.Tensor, y: torch.Tensor) -> dict:
-    """The cross-entropy gradient of every example separately: ``vmap(grad)`` (the readable way).
-
-    Args:
-        model: the architecture (its own weights are not used).
-        params: name → tensor, the parameters to differentiate at.
-        X, y: a batch (B examples, B may be 0).
-
-    Returns:
-        name → tensor of shape (B, *param.shape).
-
-    >>> m = nn.Linear(3, 2)
-    >>> params = {n: torch.zeros_like(p) for n, p in m.named_parameters()}
-    >>> g = per_example_gradients(m, params, torch.ones(4, 3), torch.tensor([0, 1, 0, 1]))
-    >>> tuple(g["weight"].shape)
-    (4, 2, 3)
-    """
-    if len(X) == 0:
-        return {n: p.new_zeros((0, *p.shape)) for n, p in params.items()}
-
-    def loss_one(p, x, t):
-        return F.cross_entropy(functional_call(model, p, (x.unsqueeze(0),)), t.unsqueeze(0))
-
-    return vmap(grad(loss_one), in_dims=(None, 0, 0))(params, X, y)
+#: The per-example gradients at given parameters (name → (B, *shape)), as dp.dpsgd computes them.
+per_example_gradients = functional_per_sample_gradients
 
 
 def dp_sgd_local_step(model: nn.Module, params: dict, X: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, *,

@@ -33,7 +33,8 @@ import math
 
 from dpfl_course.fl.client import FitRes, _visit_order, check_client_id, parse_fit_config
 from dpfl_course.fl.client_data import check_client_data
-from dpfl_course.fl.client_dp import CLIP_EPSILON, local_dp_draws
+from dpfl_course.dp.dpsgd import clip_factors
+from dpfl_course.fl.client_dp import local_dp_draws
 
 __all__ = ["VectorisedEngine"]
 
@@ -316,7 +317,7 @@ class VectorisedEngine:
             norms2 += g.pow(2).sum(2) * (a.pow(2).sum(2) + 1.0)
             if l > 0:
                 g = torch.bmm(g, params[self._layers[l][0]]) * (pre[l - 1] > 0)
-        factors = (clip.unsqueeze(1) / (norms2.sqrt() + CLIP_EPSILON)).clamp(max=1.0) * mask
+        factors = clip_factors(norms2.sqrt(), clip.unsqueeze(1)) * mask
         grads = {}
         for (w, b), g, a in zip(self._layers, out_grads, inputs):
             weighted = g * factors.unsqueeze(2)
@@ -339,7 +340,7 @@ class VectorisedEngine:
             grads, losses = self._per_example(params, X, y)  # (K, B, *shape), (K, B)
         K, B = mask.shape
         norms = torch.sqrt(sum(g.reshape(K, B, -1).pow(2).sum(2) for g in grads.values()))
-        factors = (clip.unsqueeze(1) / (norms + CLIP_EPSILON)).clamp(max=1.0) * mask
+        factors = clip_factors(norms, clip.unsqueeze(1)) * mask
         sums = {n: torch.einsum("kb,kb...->k...", factors, g) for n, g in grads.items()}
         return sums, (losses.detach() * mask).sum(1)
 
