@@ -4,7 +4,8 @@
 benchmarks exercise the notebook's own render functions and views, not copies that could drift.
 :func:`live_notebook` does the same with the views live and restores the environment after;
 :func:`drive_corners` moves every control of a view to every corner of its range, as the view
-tests do for each notebook. :func:`print_table` is how every benchmark prints its results.
+tests do for each notebook, and :func:`set_controls` / :func:`number_before` set controls and read
+numbers from the summary. :func:`print_table` is how every benchmark prints its results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import io
 import itertools
 import json
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the course folder (an editable install)
@@ -74,6 +76,26 @@ def drive_corners(view) -> set:
             raise AssertionError(f"{dict(zip(view.controls, corner))}: {view.last_error!r}")
         images.add(view.image.value)
     return images
+
+
+def set_controls(view, **values) -> str:
+    """Set a view's controls by name, as a learner would, one after the other; return the summary.
+
+    Raises AssertionError naming the values if the view shows a render error.
+    """
+    for name, value in values.items():
+        view.controls[name].value = value
+    assert view.last_error is None, (values, view.last_error)
+    return view.last_summary
+
+
+def number_before(text: str, unit: str) -> float:
+    """The number written just before ``unit`` in ``text`` ("91.3 % after" → 91.3 for unit "% after").
+
+    >>> number_before("clients: 12 of 20, 0.65 MB communicated", "MB communicated")
+    0.65
+    """
+    return float(re.search(rf"([\d.]+) {re.escape(unit)}", text).group(1))
 
 
 def print_table(title: str, rows, headers) -> None:

@@ -1,28 +1,15 @@
 """Notebook 04's live view, driven as a learner would: every corner of its sliders renders and
 changes the figure, and the summary follows the controls (clients per round, megabytes, accuracy)."""
 
-import re
-
 import pytest
 
-from dpfl_course.testing import drive_corners, live_notebook
+from dpfl_course.testing import drive_corners, live_notebook, number_before, set_controls
 
 
 @pytest.fixture(scope="module")
 def nb04():
     with live_notebook("04_fedavg_from_scratch.ipynb") as namespace:
         yield namespace
-
-
-def set_controls(view, **values):
-    for name, value in values.items():
-        view.controls[name].value = value
-    assert view.last_error is None, (values, view.last_error)
-    return view.last_summary
-
-
-def number_before(text, unit):
-    return float(re.search(rf"([\d.]+) {re.escape(unit)}", text).group(1))
 
 
 def test_nb04_view_renders_every_corner_of_its_sliders(nb04):

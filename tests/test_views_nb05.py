@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from dpfl_course import testing
 from dpfl_course.testing import drive_corners, live_notebook
 
 SUMMARY = re.compile(r"final accuracy (?P<acc>[\d.]+) % \(IID reference (?P<ref>[\d.]+) %\) · "
@@ -26,10 +27,7 @@ def parse(text):
 
 
 def set_controls(view, **values):
-    for name, value in values.items():
-        view.controls[name].value = value
-    assert view.last_error is None, (values, view.last_error)
-    return parse(view.last_summary)
+    return parse(testing.set_controls(view, **values))
 
 
 def test_nb05_view_renders_every_corner_of_its_sliders(nb05):

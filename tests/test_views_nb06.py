@@ -6,20 +6,13 @@ import re
 import pytest
 
 from dpfl_course import dp
-from dpfl_course.testing import drive_corners, live_notebook
+from dpfl_course.testing import drive_corners, live_notebook, set_controls
 
 
 @pytest.fixture(scope="module")
 def nb06():
     with live_notebook("06_dp_sgd.ipynb") as namespace:
         yield namespace
-
-
-def set_controls(view, **values):
-    for name, value in values.items():
-        view.controls[name].value = value
-    assert view.last_error is None, (values, view.last_error)
-    return view.last_summary
 
 
 def parse(summary):

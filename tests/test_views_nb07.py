@@ -7,24 +7,13 @@ import re
 import pytest
 
 from dpfl_course import dp
-from dpfl_course.testing import live_notebook, slider_range
+from dpfl_course.testing import live_notebook, number_before, set_controls, slider_range
 
 
 @pytest.fixture(scope="module")
 def nb07():
     with live_notebook("07_dp_federated_learning.ipynb") as namespace:
         yield namespace
-
-
-def set_controls(view, **values):
-    for name, value in values.items():
-        view.controls[name].value = value
-    assert view.last_error is None, (values, view.last_error)
-    return view.last_summary
-
-
-def number_before(text, unit):
-    return float(re.search(rf"([\d.]+) {re.escape(unit)}", text).group(1))
 
 
 def gray_corners(ranges):

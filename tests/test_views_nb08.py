@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from dpfl_course import testing
 from dpfl_course.testing import live_notebook, slider_range
 
 NOTEBOOK = "08_capstone_dashboard.ipynb"
@@ -60,10 +61,7 @@ def parse(text):
 
 
 def set_controls(view, **values):
-    for name, value in values.items():
-        view.controls[name].value = value
-    assert view.last_error is None, (values, view.last_error)
-    return parse(view.last_summary)
+    return parse(testing.set_controls(view, **values))
 
 
 def extremes(control):
