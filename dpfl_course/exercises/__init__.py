@@ -62,6 +62,51 @@ def close(got, want, *, rel: float = 1e-9) -> bool:
     return math.isfinite(got) and abs(got - want) <= rel * max(1.0, abs(want))
 
 
+def close_tensors(got, want, *, rtol: float = 1e-5, atol: float = 1e-5) -> bool:
+    """True if ``got`` is a list of finite tensors with ``want``'s shapes and values (to the tolerances).
+
+    Anything else the learner may return (None, a number, ragged lists, NaN) is simply False.
+
+    >>> import torch
+    >>> close_tensors([torch.tensor([1.0, 2.0])], [torch.tensor([1.0, 2.0 + 1e-7])]), close_tensors(None, [])
+    (True, False)
+    """
+    import torch
+
+    try:
+        got = list(got)
+    except TypeError:
+        return False
+    if len(got) != len(want):
+        return False
+    for g, w in zip(got, want):
+        try:
+            g = torch.as_tensor(g)
+        except (TypeError, ValueError, RuntimeError):
+            return False
+        if g.shape != w.shape or not torch.isfinite(g.double()).all():
+            return False
+        if not torch.allclose(g.double(), w.double(), rtol=rtol, atol=atol):
+            return False
+    return True
+
+
+def show_tensors(tensors) -> str:
+    """A short, readable rendering of a list of small tensors, for a learner's message.
+
+    >>> import torch
+    >>> show_tensors([torch.tensor([0.123456, 2.0])])
+    '[[0.1235, 2.0]]'
+    """
+    import torch
+
+    try:
+        return "[" + ", ".join(str([round(v, 4) for v in torch.as_tensor(t).double().flatten().tolist()])
+                               for t in tensors) + "]"
+    except (TypeError, ValueError, RuntimeError):
+        return repr(tensors)
+
+
 def run_cases(func, cases, *, compare, describe) -> Feedback:
     """Call ``func(*args)`` for every ``(args, expected)`` in cases; first mismatch wins.
 

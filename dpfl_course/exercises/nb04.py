@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from dpfl_course.exercises import Feedback, attempt
+from dpfl_course.exercises import Feedback, attempt, close_tensors, show_tensors
 
 
 def weighted_average(results):
@@ -55,32 +55,6 @@ def fedavg_round(global_parameters, client_data, selected, local_train):
 # ---------------------------------------------------------------- helpers
 
 
-def _close(got, want, tol=1e-5) -> bool:
-    """Same number of tensors, same shapes, equal values to ``tol``."""
-    try:
-        got = list(got)
-    except TypeError:
-        return False
-    if len(got) != len(want):
-        return False
-    for g, w in zip(got, want):
-        g = torch.as_tensor(g)
-        if g.shape != w.shape or not torch.isfinite(g.double()).all():
-            return False
-        if not torch.allclose(g.double(), w.double(), rtol=tol, atol=tol):
-            return False
-    return True
-
-
-def _show(tensors) -> str:
-    """A short, readable rendering of a list of small tensors."""
-    try:
-        return "[" + ", ".join(str([round(v, 4) for v in torch.as_tensor(t).double().flatten().tolist()])
-                               for t in tensors) + "]"
-    except (TypeError, ValueError, RuntimeError):
-        return repr(tensors)
-
-
 def _call(func, args, describe):
     """Call the learner's function; return (result, None) or (None, Feedback)."""
     return attempt(lambda: func(*args), where=f"on {describe} ")
@@ -116,17 +90,17 @@ def check_weighted_average(func) -> Feedback:
         if any(not torch.equal(a, b) for (pa, _), (pb, _) in zip(copies, results) for a, b in zip(pa, pb)):
             return Feedback(False, f"Not yet: on {describe} your function changed the clients' tensors in place; "
                                    "build new tensors for the average instead.")
-        if _close(got, want):
+        if close_tensors(got, want):
             continue
         plain = [sum(params[j] for params, _ in results) / len(results) for j in range(len(results[0][0]))]
         unnormalised = [sum(n * params[j] for params, n in results) for j in range(len(results[0][0]))]
         hint = ""
-        if _close(got, plain):
+        if close_tensors(got, plain):
             hint = (" That is the plain mean: weight each client by its num_examples, so a client with "
                     "more data counts more.")
-        elif _close(got, unnormalised):
+        elif close_tensors(got, unnormalised):
             hint = " You summed n_k · w_k but forgot to divide by the total number of examples Σ n_k."
-        return Feedback(False, f"Not yet: on {describe} expected {_show(want)}, got {_show(got)}.{hint}")
+        return Feedback(False, f"Not yet: on {describe} expected {show_tensors(want)}, got {show_tensors(got)}.{hint}")
     return Feedback(True, f"Correct on all {len(cases)} test cases.")
 
 
@@ -190,20 +164,20 @@ def check_fedavg_round(func) -> Feedback:
             return Feedback(False, f"Not yet: on {describe} your function changed the global parameters in place; "
                                    "every client should receive a copy, and the new model should be new tensors.")
         want = fedavg_round(global_parameters, client_data, selected, local_train)
-        if _close(got, want):
+        if close_tensors(got, want):
             continue
         last, chained = _sequential(global_parameters, client_data, selected, local_train)
         everyone = fedavg_round(global_parameters, client_data, range(len(client_data)), local_train)
         results = [local_train([p.clone() for p in global_parameters], *client_data[c])[0] for c in selected]
         plain = [sum(r[j] for r in results) / len(results) for j in range(len(global_parameters))]
         hint = ""
-        if _close(got, last) or _close(got, chained):
+        if close_tensors(got, last) or close_tensors(got, chained):
             hint = (" Your clients train one after the other, each starting from the previous one's result "
                     "(the source article's mistake). In FedAvg every selected client starts from the same "
                     "global parameters.")
-        elif _close(got, everyone) and len(selected) < len(client_data):
+        elif close_tensors(got, everyone) and len(selected) < len(client_data):
             hint = " You trained every client; only the selected ones take part in this round."
-        elif _close(got, plain):
+        elif close_tensors(got, plain):
             hint = " That is the plain mean of the clients' parameters: weight each by its num_examples."
-        return Feedback(False, f"Not yet: on {describe} expected {_show(want)}, got {_show(got)}.{hint}")
+        return Feedback(False, f"Not yet: on {describe} expected {show_tensors(want)}, got {show_tensors(got)}.{hint}")
     return Feedback(True, f"Correct on all {len(cases)} test cases.")

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from dpfl_course.exercises import Feedback, attempt, close
+from dpfl_course.exercises import Feedback, attempt, close, close_tensors, show_tensors
 
 # ---------------------------------------------------------------- reference solutions
 
@@ -93,34 +93,6 @@ def _flat(tensors) -> torch.Tensor:
     return torch.cat([torch.as_tensor(t).double().flatten() for t in tensors])
 
 
-def _same(got, want, tol=1e-5) -> bool:
-    """Same number of tensors, same shapes, equal values (relative/absolute ``tol``)."""
-    try:
-        got = list(got)
-    except TypeError:
-        return False
-    if len(got) != len(want):
-        return False
-    for g, w in zip(got, want):
-        try:
-            g = torch.as_tensor(g)
-        except (TypeError, ValueError, RuntimeError):
-            return False
-        if g.shape != w.shape or not torch.isfinite(g.double()).all():
-            return False
-        if not torch.allclose(g.double(), w.double(), rtol=tol, atol=tol):
-            return False
-    return True
-
-
-def _show(tensors) -> str:
-    try:
-        return "[" + ", ".join(str([round(v, 4) for v in torch.as_tensor(t).double().flatten().tolist()])
-                               for t in tensors) + "]"
-    except (TypeError, ValueError, RuntimeError):
-        return repr(tensors)
-
-
 # ---------------------------------------------------------------- exercise 1
 
 
@@ -148,19 +120,19 @@ def check_clip_update(func) -> Feedback:
             return Feedback(False, f"Not yet: on {describe} your function changed the client's tensors in place; "
                                    "return new tensors instead.")
         want = clip_update(update, clip_norm)
-        if _same(got, want):
+        if close_tensors(got, want):
             continue
         per_tensor = [clip_update([u], clip_norm)[0] for u in update]
         norm = float(_flat(update).norm())
         normalised = [u * (clip_norm / norm) for u in update] if norm > 0 else None
         hint = ""
-        if len(update) > 1 and _same(got, per_tensor):
+        if len(update) > 1 and close_tensors(got, per_tensor):
             hint = (" You clipped each tensor on its own. The clip bounds the norm of the whole update "
                     "(all tensors flattened into one vector): one factor for every tensor.")
-        elif normalised is not None and _same(got, normalised):
+        elif normalised is not None and close_tensors(got, normalised):
             hint = (" You scaled the update to norm exactly clip_norm. An update already shorter than "
                     "clip_norm must stay as it is: the factor is min(1, clip_norm / norm).")
-        return Feedback(False, f"Not yet: on {describe} expected {_show(want)}, got {_show(got)}.{hint}")
+        return Feedback(False, f"Not yet: on {describe} expected {show_tensors(want)}, got {show_tensors(got)}.{hint}")
     return Feedback(True, f"Correct on all {len(cases)} test cases.")
 
 
@@ -203,7 +175,7 @@ def check_noisy_average(func) -> Feedback:
         if fail is not None:
             return fail
         want = noisy_average(updates, weights, **{**args, "generator": torch.Generator()})
-        if _same(got, want):
+        if close_tensors(got, want):
             continue
         clipped = [clip_update(u, clip_norm) for u in updates]
         hint = ""
@@ -211,16 +183,16 @@ def check_noisy_average(func) -> Feedback:
         by_actual = [sum(w * c[j] for w, c in zip(weights, clipped)) / actual for j in range(len(want))]
         unclipped = [sum(w * u[j] for w, u in zip(weights, updates)) / (q * W) for j in range(len(want))]
         by_all = [sum(w * c[j] for w, c in zip(weights, clipped)) / W for j in range(len(want))]
-        if _same(got, by_actual):
+        if close_tensors(got, by_actual):
             hint = (" You divided by the weight of the clients that were sampled. DP-FedAvg divides by the fixed "
                     "expected weight q·W, whoever was sampled: then one client changes the sum by at most S "
                     "and the average by at most S/(qW), and the denominator reveals nothing.")
-        elif _same(got, unclipped):
+        elif close_tensors(got, unclipped):
             hint = " Clip every update to clip_norm before summing (you may use your clip_update)."
-        elif _same(got, by_all):
+        elif close_tensors(got, by_all):
             hint = " Divide by q·W, the expected weight of a round's clients, not by W (all clients)."
-        return Feedback(False, f"Not yet: on {describe}, without noise, expected {_show(want)}, "
-                               f"got {_show(got)}.{hint}")
+        return Feedback(False, f"Not yet: on {describe}, without noise, expected {show_tensors(want)}, "
+                               f"got {show_tensors(got)}.{hint}")
 
     updates, weights, clip_norm, z, q, W = _noise_only_case()
     std_want = z * clip_norm / (q * W)
