@@ -377,6 +377,9 @@ def epsilon(*, noise_multiplier, sample_rate, steps, delta, accountant="rdp") ->
     return _epsilon_rdp(runs, d) if kind == "rdp" else _epsilon_prv(runs, d)
 
 
+_CURVE_BLOCK = 4096
+
+
 def epsilon_curve(*, noise_multiplier, sample_rate, steps, delta) -> np.ndarray:
     """ε (RDP accountant) after each of steps 1, 2, ..., ``steps``, all at once.
 
@@ -406,11 +409,15 @@ def epsilon_curve(*, noise_multiplier, sample_rate, steps, delta) -> np.ndarray:
     alphas = np.asarray(RDP_ORDERS)
     offset = _conversion_offset(alphas, d)
     t = np.arange(1, n + 1)[:, None]
+    # (steps × orders) arrays are built a block of rows at a time, so 10^6 steps stay a few MB.
+    blocks = [slice(i, min(i + _CURVE_BLOCK, n)) for i in range(0, n, _CURVE_BLOCK)]
     # As in _epsilon_rdp: the integer orders first; another order is computed only if its lower
     # bound (RDP at the integer order below it) could beat the best ε at some step.
     skeleton = _skeleton(RDP_ORDERS)
     known = {a: _rdp_at(sigma, q, a) for a in skeleton}
-    best = np.min(t * np.array([known[a] for a in skeleton])[None, :] + offset[np.isin(alphas, skeleton)], axis=1)
+    skeleton_rdp = np.array([known[a] for a in skeleton])[None, :]
+    skeleton_offset = offset[np.isin(alphas, skeleton)]
+    best = np.concatenate([np.min(t[b] * skeleton_rdp + skeleton_offset, axis=1) for b in blocks])
     per_step = np.full(len(alphas), np.inf)
     for i, a in enumerate(alphas):
         if a in known:
@@ -421,9 +428,10 @@ def epsilon_curve(*, noise_multiplier, sample_rate, steps, delta) -> np.ndarray:
         if np.any(lower <= best + 1e-9 * np.abs(best) + 1e-12):
             per_step[i] = _rdp_at(sigma, q, a)
     # The same floating-point operations as _epsilon_rdp then Opacus's get_privacy_spent, row by row.
-    rdp = t * per_step[None, :]
-    eps = rdp - (np.log(d) + np.log(alphas)) / (alphas - 1) + np.log((alphas - 1) / alphas)
-    return np.nanmin(eps, axis=1).astype(float)
+    conversion = (np.log(d) + np.log(alphas)) / (alphas - 1)
+    log_ratio = np.log((alphas - 1) / alphas)
+    return np.concatenate([np.nanmin(t[b] * per_step[None, :] - conversion + log_ratio, axis=1)
+                           for b in blocks]).astype(float)
 
 
 @functools.lru_cache(maxsize=1024)
