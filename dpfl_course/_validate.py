@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 
 def check_finite(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
@@ -126,3 +127,111 @@ def check_partition(partition, n: int) -> list[np.ndarray]:
                              f"got values in [{arr.min()}, {arr.max()}]")
         parts.append(arr.astype(np.int64, copy=False))
     return parts
+
+
+def check_model(model) -> list[tuple[str, torch.nn.Parameter]]:
+    """Return ``model``'s trainable (name, parameter) pairs, checking it is an ``nn.Module`` that has some.
+
+    >>> [n for n, _ in check_model(torch.nn.Linear(2, 1))]
+    ['weight', 'bias']
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError("model must have at least one trainable parameter")
+    return named
+
+
+def check_data(X, y, *, allow_empty=False, name_X="X", name_y="y", num_classes=None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the batch ``(X, y)`` after checking it: X float and finite, one row per integer label in y.
+
+    Labels must lie in [0, num_classes) (only ≥ 0 when num_classes is None).
+
+    >>> check_data(torch.zeros(2, 3), torch.tensor([0, 5]), num_classes=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: y must hold class labels < 3 (the model's outputs), got 5
+    """
+    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise ValueError(f"{name_X} and {name_y} must be torch tensors, got {type(X).__name__} and {type(y).__name__}")
+    if X.dim() < 2 or y.dim() != 1 or len(X) != len(y):
+        raise ValueError(f"{name_X} must hold one row per label in {name_y} ({name_X} at least 2-D, {name_y} 1-D), "
+                         f"got shapes {tuple(X.shape)} and {tuple(y.shape)}")
+    if len(X) == 0 and not allow_empty:
+        raise ValueError(f"{name_X} must hold at least one example, got 0")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"{name_y} must hold integer class labels, got dtype {y.dtype}")
+    if len(y) and int(y.min()) < 0:  # cross-entropy silently ignores -100, and a negative label is no class
+        raise ValueError(f"{name_y} must hold class labels ≥ 0, got {int(y.min())}")
+    if num_classes is not None and len(y) and int(y.max()) >= num_classes:
+        raise ValueError(f"{name_y} must hold class labels < {num_classes} (the model's outputs), got {int(y.max())}")
+    # A sum is NaN or inf if any entry is (one pass, cheaper than isfinite on a hot path); only
+    # a sum that overflows from finite entries needs the full check.
+    if not X.is_floating_point() or (not torch.isfinite(X.sum()) and not torch.isfinite(X).all()):
+        raise ValueError(f"{name_X} must hold finite floating-point numbers")
+    return X, y
+
+
+def check_generator(generator) -> torch.Generator:
+    """Return ``generator`` after checking it is a ``torch.Generator`` (randomness is always explicit)."""
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return generator
+
+
+def check_model_batch(model, X, y) -> tuple[list[tuple[str, torch.nn.Parameter]], torch.Tensor, torch.Tensor]:
+    """:func:`check_model` and :func:`check_data`, plus: the batch fits the model, which has ≥ 2 outputs.
+
+    X must have the dtype of the model's first parameter and, if that is a weight matrix
+    (out, in), ``in`` features; the model's output (one forward pass on one example) must have a
+    score per class, at least 2, and the labels must be below their number.
+
+    Returns:
+        ``(named_parameters, X, y)``.
+
+    >>> check_model_batch(torch.nn.Linear(3, 2), torch.zeros(1, 4), torch.tensor([0]))
+    Traceback (most recent call last):
+    ...
+    ValueError: X must have 3 features (the model's input size), got shape (1, 4)
+    """
+    named = check_model(model)
+    X, y = check_data(X, y)
+    first = named[0][1]
+    if X.dtype != first.dtype:
+        raise ValueError(f"X must have the model's dtype {first.dtype}, got {X.dtype}")
+    if first.dim() == 2 and X.dim() == 2 and X.shape[1] != first.shape[1]:
+        raise ValueError(f"X must have {first.shape[1]} features (the model's input size), got shape {tuple(X.shape)}")
+    try:
+        with torch.no_grad():
+            outputs = model(X[:1]).shape[-1]
+    except RuntimeError as error:
+        raise ValueError(f"X must fit the model's input, got shape {tuple(X.shape)} ({error})") from None
+    if outputs < 2:
+        raise ValueError(f"model must output one score per class (at least 2), got {outputs}")
+    return named, *check_data(X, y, num_classes=outputs)
+
+
+def check_scores(name: str, scores, *, min_size: int = 1) -> np.ndarray:
+    """Return ``scores`` (a list, NumPy array or torch tensor) as a 1-D float array of finite numbers.
+
+    >>> check_scores("scores", [0.5, 2]).tolist()
+    [0.5, 2.0]
+    >>> check_scores("scores_in", [1.0], min_size=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: scores_in must be a 1-D array of at least 2 numbers, got shape (1,)
+    """
+    if isinstance(scores, torch.Tensor):
+        scores = scores.detach().cpu().numpy()
+    try:
+        arr = np.asarray(scores, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 1-D array of numbers") from None
+    if arr.ndim != 1 or arr.size < min_size:
+        raise ValueError(f"{name} must be a 1-D array of at least {min_size} number{'s' if min_size > 1 else ''}, "
+                         f"got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must hold finite numbers")
+    return arr

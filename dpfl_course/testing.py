@@ -57,14 +57,22 @@ def live_notebook(name: str):
 
 
 def slider_range(control) -> tuple:
-    """The lowest and highest value a slider can take (a log slider's in its own units)."""
+    """The lowest and highest value a slider can take (a log slider's in its own units).
+
+    A checkbox's range is (False, True); a dropdown's is its first and last option's value.
+    """
+    if isinstance(control.value, bool) and not hasattr(control, "min"):  # Checkbox, ToggleButton
+        return False, True
+    if hasattr(control, "options"):  # Dropdown: options are values or (label, value) pairs
+        values = [o[1] if isinstance(o, tuple) and len(o) == 2 else o for o in control.options]
+        return values[0], values[-1]
     if hasattr(control, "base"):
         return control.base ** control.min, control.base ** control.max
     return control.min, control.max
 
 
 def drive_corners(view) -> set:
-    """Set a view's sliders to every corner of their ranges; return the set of PNGs drawn.
+    """Set a view's controls to every corner of their ranges (:func:`slider_range`); return the set of PNGs drawn.
 
     Raises AssertionError naming the corner if a render fails (the view would show its message).
     """

@@ -85,6 +85,14 @@ def dropdown(description: str, options, value=None) -> W.Dropdown:
     return d
 
 
+def checkbox(description: str, value: bool = False) -> W.Checkbox:
+    """An on/off switch (a planted bug, a defence switched on)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"value must be True or False, got {value!r}")
+    return W.Checkbox(value=value, description=description, indent=False, style=_STYLE,
+                      layout=W.Layout(**_LAYOUT))
+
+
 class LiveView:
     """Controls bound to a render function; redraws on every change.
 
@@ -94,6 +102,7 @@ class LiveView:
         static_note: the line shown above a static render (words a translation can replace);
             ``{values}`` is filled with the defaults.
         error_prefix: the words before a render error's message.
+        switch_words: how the static note shows a checkbox that is (off, on).
         dpi: resolution of the drawn image.
 
     Attributes:
@@ -108,7 +117,8 @@ class LiveView:
                  controls: Mapping[str, W.ValueWidget], *,
                  static_note: str = "Static view of the defaults ({values}). "
                                     "Run the notebook in JupyterLab to move the controls.",
-                 error_prefix: str = "Cannot draw this setting:", dpi: int = 90):
+                 error_prefix: str = "Cannot draw this setting:", switch_words: tuple[str, str] = ("off", "on"),
+                 dpi: int = 90):
         if not callable(render):
             raise ValueError("render must be a callable returning a Figure or (Figure, str)")
         if not controls:
@@ -117,6 +127,7 @@ class LiveView:
         self.controls = dict(controls)
         self.static_note = static_note
         self.error_prefix = error_prefix
+        self.switch_words = tuple(switch_words)
         self.dpi = dpi
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
         self.summary = W.HTML()
@@ -173,13 +184,16 @@ class LiveView:
 
     def _format_defaults(self) -> str:
         """The controls' defaults as a learner reads them: a dropdown's label (not its value), whole
-        numbers without a decimal point, small numbers as 1e-5 (not 1e-05)."""
+        numbers without a decimal point, small numbers as 1e-5 (not 1e-05), a checkbox as off/on
+        (``switch_words``)."""
         parts = []
         for name, control in self.controls.items():
             value = control.value
             label = control.description or name
             if getattr(control, "label", None) is not None and hasattr(control, "options"):
                 shown = control.label  # the option's text ("central DP (user level)"), not its key
+            elif isinstance(value, bool):
+                shown = self.switch_words[value]
             elif isinstance(value, float):
                 shown = _format_number(value)
             else:

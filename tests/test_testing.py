@@ -37,3 +37,22 @@ def test_drive_corners_fails_on_a_render_error_and_names_the_corner(monkeypatch)
     with pytest.raises(AssertionError, match="'k': 5"):
         drive_corners(view)
     assert os.environ["DPFL_STATIC_WIDGETS"] == "0"
+
+
+def test_checkboxes_and_dropdowns_have_ranges_and_corners(monkeypatch):
+    monkeypatch.setenv("DPFL_STATIC_WIDGETS", "0")
+
+    def render(k, bug, mode):
+        fig = Figure(figsize=(2, 1))
+        fig.add_subplot().set_title(f"{k} {bug} {mode}")
+        return fig
+
+    view = widgets.LiveView(render, {
+        "k": widgets.int_slider("k", 2, 1, 5),
+        "bug": widgets.checkbox("bug"),
+        "mode": widgets.dropdown("mode", [("first", "a"), ("middle", "b"), ("last", "c")], "b")})
+    assert slider_range(view.controls["bug"]) == (False, True)
+    assert slider_range(view.controls["mode"]) == ("a", "c")  # the option values, not their labels
+    assert slider_range(widgets.dropdown("plain", ["x", "y", "z"])) == ("x", "z")
+    assert slider_range(view.controls["k"]) == (1, 5)  # sliders unchanged
+    assert len(drive_corners(view)) == 8

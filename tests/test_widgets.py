@@ -110,3 +110,19 @@ def test_view_rejects_missing_pieces(bad, live):
 def test_render_must_return_a_figure(live):
     view = widgets.LiveView(lambda slope: "not a figure", {"slope": widgets.float_slider("s", 1, 0, 2, 1)})
     assert isinstance(view.last_error, TypeError)
+
+
+def test_checkbox_is_a_house_control_and_the_static_note_says_off_or_on(monkeypatch, capsys):
+    box = widgets.checkbox("bug planted", True)
+    assert box.value is True and box.description == "bug planted" and box.indent is False
+    assert box.layout.width == "340px" and box.style.description_width == "initial"
+    with pytest.raises(ValueError, match="value"):
+        widgets.checkbox("bug planted", 1)
+    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+    controls = {"slope": widgets.float_slider("slope", 1.0, 0, 4, 0.5), "label": widgets.checkbox("bug", False)}
+    widgets.LiveView(lambda slope, label: render_line(slope), controls)._ipython_display_()
+    assert "(slope = 1, bug = off)" in capsys.readouterr().out  # not the Python bool "False"
+    controls["label"].value = True
+    widgets.LiveView(lambda slope, label: render_line(slope), controls, static_note="静态（{values}）",
+                     switch_words=("关", "开"))._ipython_display_()
+    assert "静态（slope = 1, bug = 开）" in capsys.readouterr().out

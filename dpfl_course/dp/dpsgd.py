@@ -37,7 +37,7 @@ import math
 import torch
 from torch import nn
 
-from dpfl_course._validate import check_delta, check_finite, check_int
+from dpfl_course._validate import check_data, check_delta, check_finite, check_generator, check_int, check_model
 
 __all__ = [
     "CLIP_EPSILON",
@@ -72,44 +72,6 @@ _FAST_PATH_HINT = "use method='vmap' (per-sample gradients, any model whose forw
 
 
 # ---------------------------------------------------------------- checks
-
-
-def _check_model(model) -> list[tuple[str, nn.Parameter]]:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if not named:
-        raise ValueError("model must have at least one trainable parameter")
-    return named
-
-
-def _check_data(X, y, *, allow_empty=False, name_X="X", name_y="y", num_classes=None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check a batch; labels must lie in [0, num_classes) (only ≥ 0 when num_classes is None)."""
-    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise ValueError(f"{name_X} and {name_y} must be torch tensors, got {type(X).__name__} and {type(y).__name__}")
-    if X.dim() < 2 or y.dim() != 1 or len(X) != len(y):
-        raise ValueError(f"{name_X} must hold one row per label in {name_y} ({name_X} at least 2-D, {name_y} 1-D), "
-                         f"got shapes {tuple(X.shape)} and {tuple(y.shape)}")
-    if len(X) == 0 and not allow_empty:
-        raise ValueError(f"{name_X} must hold at least one example, got 0")
-    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise ValueError(f"{name_y} must hold integer class labels, got dtype {y.dtype}")
-    if len(y) and int(y.min()) < 0:  # cross-entropy silently ignores -100, and a negative label is no class
-        raise ValueError(f"{name_y} must hold class labels ≥ 0, got {int(y.min())}")
-    if num_classes is not None and len(y) and int(y.max()) >= num_classes:
-        raise ValueError(f"{name_y} must hold class labels < {num_classes} (the model's outputs), got {int(y.max())}")
-    # A sum is NaN or inf if any entry is (one pass, cheaper than isfinite on a hot path); only
-    # a sum that overflows from finite entries needs the full check.
-    if not X.is_floating_point() or (not torch.isfinite(X.sum()) and not torch.isfinite(X).all()):
-        raise ValueError(f"{name_X} must hold finite floating-point numbers")
-    return X, y
-
-
-def _check_generator(generator) -> torch.Generator:
-    if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    return generator
 
 
 def _check_method(method) -> str:
@@ -182,8 +144,8 @@ def per_sample_gradients(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> 
     >>> [tuple(g.shape) for g in per_sample_gradients(model, X, y)]
     [(5, 2, 3), (5, 2)]
     """
-    named = _check_model(model)
-    X, y = _check_data(X, y)
+    named = check_model(model)
+    X, y = check_data(X, y)
     params = {n: p.detach() for n, p in named}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
     grads = functional_per_sample_gradients(model, params, X, y, buffers)
@@ -297,7 +259,7 @@ class GhostClipping:
     """
 
     def __init__(self, model: nn.Module):
-        self.named = _check_model(model)
+        self.named = check_model(model)
         refusal = _fast_path_refusal(model)
         if refusal is not None:
             raise ValueError(refusal)
@@ -337,7 +299,7 @@ class GhostClipping:
         """``(summed, norms)``: the clipped per-sample gradients summed, one tensor per trainable
         parameter in ``parameters()`` order, and the per-sample norms before clipping, (B,)."""
         c = check_finite("max_grad_norm", max_grad_norm, low=0, low_open=True)
-        X, y = _check_data(X, y)
+        X, y = check_data(X, y)
         if not self._handles:
             raise ValueError("this GhostClipping is closed; make a new one")
         return self._clipped_sum(X, y, c)
@@ -497,13 +459,13 @@ def dp_sgd_step(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, max_grad_
     >>> norms.shape
     torch.Size([4])
     """
-    named = _check_model(model)
+    named = check_model(model)
     c = check_finite("max_grad_norm", max_grad_norm, low=0, low_open=True)
     sigma = check_finite("noise_multiplier", noise_multiplier, low=0)
     b = check_finite("expected_batch_size", expected_batch_size, low=0, low_open=True)
     lr = check_finite("lr", lr, low=0, low_open=True)
-    generator = _check_generator(generator)
-    X, y = _check_data(X, y, allow_empty=True)
+    generator = check_generator(generator)
+    X, y = check_data(X, y, allow_empty=True)
     if ghost is None:
         method = _resolve_method(model, method)
     else:  # the model was checked when the GhostClipping was made
@@ -537,7 +499,7 @@ def poisson_batches(num_examples, *, sample_rate, steps, generator: torch.Genera
     n = check_int("num_examples", num_examples, low=1)
     q = check_finite("sample_rate", sample_rate, low=0, high=1, low_open=True)
     steps = check_int("steps", steps, low=0)
-    generator = _check_generator(generator)
+    generator = check_generator(generator)
     return [(torch.rand(n, generator=generator) < q).nonzero().reshape(-1) for _ in range(steps)]
 
 
@@ -605,8 +567,8 @@ def train_dp_sgd(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, noise_mu
     from dpfl_course.dp.ledger import PrivacyLedger
     from dpfl_course.fl.history import History  # here, not at the top: fl imports dp
 
-    named = _check_model(model)
-    X, y = _check_data(X, y)
+    named = check_model(model)
+    X, y = check_data(X, y)
     training = model.training
     try:  # the number of classes, from one example in eval mode (no batch statistics, no dropout draw)
         with torch.no_grad():
@@ -630,7 +592,7 @@ def train_dp_sgd(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, noise_mu
             X_test, y_test = test_data
         except (TypeError, ValueError):
             raise ValueError("test_data must be a pair (X_test, y_test)") from None
-        X_test, y_test = _check_data(X_test, y_test, name_X="test_data's X", name_y="test_data's y",
+        X_test, y_test = check_data(X_test, y_test, name_X="test_data's X", name_y="test_data's y",
                                      num_classes=num_classes)
     if ledger is not None:
         if not isinstance(ledger, PrivacyLedger) or ledger.delta is None:

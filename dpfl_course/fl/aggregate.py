@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["weighted_average"]
+__all__ = ["weighted_average", "weighted_metrics"]
 
 
 def weighted_average(results) -> list[torch.Tensor]:
@@ -68,6 +68,22 @@ def weighted_average(results) -> list[torch.Tensor]:
         mean = torch.tensordot(w, stacked, dims=1) / total
         out.append(mean.to(ref.dtype))
     return out
+
+
+def weighted_metrics(results) -> dict[str, float]:
+    """Average the clients' metrics, each client weighted by its number of examples.
+
+    Only keys every client reported are averaged (sorted by name); values are cast to float.
+
+    Args:
+        results: a non-empty list of ``(metrics, num_examples)`` pairs (a dict and an int >= 1).
+
+    >>> weighted_metrics([({"loss": 1.0, "x": 5}, 1), ({"loss": 4.0}, 2)])
+    {'loss': 3.0}
+    """
+    total = sum(n for _, n in results)
+    keys = set.intersection(*(set(metrics) for metrics, _ in results))
+    return {key: sum(float(metrics[key]) * n for metrics, n in results) / total for key in sorted(keys)}
 
 
 def _explain_mismatch(k: int, params: list, first: list) -> None:

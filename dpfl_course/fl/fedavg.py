@@ -7,7 +7,7 @@ import math
 import torch
 
 from dpfl_course._validate import check_finite, check_int
-from dpfl_course.fl.aggregate import weighted_average
+from dpfl_course.fl.aggregate import weighted_average, weighted_metrics
 from dpfl_course.fl.client import FitRes
 from dpfl_course.fl.strategy import Strategy
 
@@ -94,10 +94,7 @@ class FedAvg(Strategy):
             return None, {}
         fit_results = [res for _, res in results]
         parameters = weighted_average([(res.parameters, res.num_examples) for res in fit_results])
-        total = sum(res.num_examples for res in fit_results)
-        keys = set.intersection(*(set(res.metrics) for res in fit_results))
-        metrics = {key: sum(float(res.metrics[key]) * res.num_examples for res in fit_results) / total
-                   for key in sorted(keys)}
+        metrics = weighted_metrics([(res.metrics, res.num_examples) for res in fit_results])
         return parameters, metrics
 
 
