@@ -71,6 +71,20 @@ def slider_range(control) -> tuple:
     return control.min, control.max
 
 
+def gray_corners(ranges) -> list[list]:
+    """Every corner of ``ranges`` (pairs (low, high)), each differing from the previous in one value.
+
+    Setting controls corner after corner in this order redraws a view once per corner.
+
+    >>> gray_corners([(0, 1), ("a", "b")])
+    [[0, 'a'], [1, 'a'], [1, 'b'], [0, 'b']]
+    """
+    corners = [[]]
+    for low, high in ranges:
+        corners = [c + [low] for c in corners] + [c + [high] for c in reversed(corners)]
+    return corners
+
+
 def drive_corners(view) -> set:
     """Set a view's controls to every corner of their ranges (:func:`slider_range`); return the set of PNGs drawn.
 

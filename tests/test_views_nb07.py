@@ -7,7 +7,7 @@ import re
 import pytest
 
 from dpfl_course import dp
-from dpfl_course.testing import live_notebook, number_before, set_controls, slider_range
+from dpfl_course.testing import gray_corners, live_notebook, number_before, set_controls, slider_range
 
 
 @pytest.fixture(scope="module")
@@ -16,16 +16,9 @@ def nb07():
         yield namespace
 
 
-def gray_corners(ranges):
-    """Every corner of the ranges, each differing from the previous one in one control (one redraw each)."""
-    corners = [[]]
-    for low, high in ranges:
-        corners = [c + [low] for c in corners] + [c + [high] for c in reversed(corners)]
-    return corners
-
 
 def test_nb07_view_renders_every_corner_of_its_sliders_in_every_mode(nb07):
-    # The mode is a dropdown (drive_corners handles sliders only): drive the sliders' corners per mode.
+    # Every mode with every corner of the sliders (drive_corners would take only the first and last mode).
     view = nb07["view"]
     assert set(view.controls) == {"mode", "target_epsilon", "clip_norm", "num_clients"}
     sliders = {name: control for name, control in view.controls.items() if name != "mode"}

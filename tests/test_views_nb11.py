@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dpfl_course.testing import live_notebook, set_controls, slider_range
+from dpfl_course.testing import gray_corners, live_notebook, set_controls, slider_range
 
 SECURE = re.compile(r"n = (?P<n>\d+) clients, d = (?P<d>\d+) dropped, t = (?P<t>\d+), secure aggregation: "
                     r"the server sees (?P<seen>\d+) masked uploads \(largest \|correlation\| with an update "
@@ -19,13 +19,6 @@ def nb11():
     with live_notebook("11_secure_aggregation.ipynb") as namespace:
         yield namespace
 
-
-def gray_corners(ranges):
-    """Every corner of the ranges, each differing from the previous one in one control."""
-    corners = [[]]
-    for low, high in ranges:
-        corners = [c + [low] for c in corners] + [c + [high] for c in reversed(corners)]
-    return corners
 
 
 def test_nb11_view_renders_every_corner_in_both_modes(nb11):
