@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 
+import sys
+
 import numpy as np
-import torch
 
 
 def check_finite(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
@@ -132,9 +133,11 @@ def check_partition(partition, n: int) -> list[np.ndarray]:
 def check_model(model) -> list[tuple[str, torch.nn.Parameter]]:
     """Return ``model``'s trainable (name, parameter) pairs, checking it is an ``nn.Module`` that has some.
 
+    >>> import torch
     >>> [n for n, _ in check_model(torch.nn.Linear(2, 1))]
     ['weight', 'bias']
     """
+    import torch  # here, not at module level: the torch-free modules validate without loading it
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -149,11 +152,13 @@ def check_data(X, y, *, allow_empty=False, name_X="X", name_y="y", num_classes=N
 
     Labels must lie in [0, num_classes) (only ≥ 0 when num_classes is None).
 
+    >>> import torch
     >>> check_data(torch.zeros(2, 3), torch.tensor([0, 5]), num_classes=3)
     Traceback (most recent call last):
     ...
     ValueError: y must hold class labels < 3 (the model's outputs), got 5
     """
+    import torch
     if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise ValueError(f"{name_X} and {name_y} must be torch tensors, got {type(X).__name__} and {type(y).__name__}")
     if X.dim() < 2 or y.dim() != 1 or len(X) != len(y):
@@ -176,6 +181,7 @@ def check_data(X, y, *, allow_empty=False, name_X="X", name_y="y", num_classes=N
 
 def check_generator(generator) -> torch.Generator:
     """Return ``generator`` after checking it is a ``torch.Generator`` (randomness is always explicit)."""
+    import torch
     if not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     return generator
@@ -191,11 +197,13 @@ def check_model_batch(model, X, y) -> tuple[list[tuple[str, torch.nn.Parameter]]
     Returns:
         ``(named_parameters, X, y)``.
 
+    >>> import torch
     >>> check_model_batch(torch.nn.Linear(3, 2), torch.zeros(1, 4), torch.tensor([0]))
     Traceback (most recent call last):
     ...
     ValueError: X must have 3 features (the model's input size), got shape (1, 4)
     """
+    import torch
     named = check_model(model)
     X, y = check_data(X, y)
     first = named[0][1]
@@ -223,7 +231,8 @@ def check_scores(name: str, scores, *, min_size: int = 1) -> np.ndarray:
     ...
     ValueError: scores_in must be a 1-D array of at least 2 numbers, got shape (1,)
     """
-    if isinstance(scores, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor cannot exist unless torch is loaded
+    if torch is not None and isinstance(scores, torch.Tensor):
         scores = scores.detach().cpu().numpy()
     try:
         arr = np.asarray(scores, dtype=float)
