@@ -4,6 +4,7 @@ summary; the summary states n, d, t and what the server learned (or why it learn
 
 import re
 
+import ipywidgets
 import pytest
 
 from dpfl_course.testing import gray_corners, live_notebook, set_controls, slider_range
@@ -24,20 +25,20 @@ def nb11():
 def test_nb11_view_renders_every_corner_in_both_modes(nb11):
     view = nb11["view"]
     assert set(view.controls) == {"num_clients", "dropouts", "threshold", "secure"}
-    sliders = {name: c for name, c in view.controls.items() if name != "secure"}
+    assert isinstance(view.controls["secure"], ipywidgets.Checkbox)  # an on/off switch, not a dropdown
+    assert slider_range(view.controls["secure"]) == (False, True)
     images = set()
-    for secure in (True, False):
-        view.controls["secure"].value = secure
-        for corner in gray_corners([slider_range(c) for c in sliders.values()]):
-            for control, value in zip(sliders.values(), corner):
-                control.value = value
-            assert view.last_error is None, (secure, dict(zip(sliders, corner)), view.last_error)
-            images.add(view.image.value)
+    # gray order: one control changes per corner, so each corner is one redraw (the checkbox included)
+    for corner in gray_corners([slider_range(c) for c in view.controls.values()]):
+        for control, value in zip(view.controls.values(), corner):
+            control.value = value
+        assert view.last_error is None, (dict(zip(view.controls, corner)), view.last_error)
+        images.add(view.image.value)
     assert len(images) == 2 * 8, "every mode and corner is a different setting and should draw a different figure"
 
 
 def test_nb11_every_step_of_every_control_changes_figure_and_summary(nb11):
-    # What the browser suite does: from the defaults, each slider one step right then left, each option.
+    # What the browser suite does: from the defaults, each slider one step right then left, the checkbox.
     view = nb11["view"]
     set_controls(view, secure=True, num_clients=8, dropouts=2, threshold=5)
     for name in ["num_clients", "dropouts", "threshold"]:
@@ -47,7 +48,7 @@ def test_nb11_every_step_of_every_control_changes_figure_and_summary(nb11):
             set_controls(view, **{name: value})
             assert view.image.value != before[0] and view.last_summary != before[1], (name, value)
     before = (view.image.value, view.last_summary)
-    set_controls(view, secure=False)
+    set_controls(view, secure=False)  # the checkbox, unticked
     assert view.image.value != before[0] and view.last_summary != before[1]
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["weighted_average", "weighted_metrics"]
+__all__ = ["check_results", "weighted_average", "weighted_metrics"]
 
 
-def weighted_average(results) -> list[torch.Tensor]:
-    """Average clients' parameters, each client weighted by its number of examples.
+def check_results(results) -> list[int]:
+    """Validate clients' ``(parameters, num_examples)`` pairs as :func:`weighted_average` needs them.
 
-    Computes, tensor by tensor, ``sum_k n_k * w_k / sum_k n_k``. The sum is accumulated in float64
-    and the result cast back to the clients' dtype, so the average of float32 tensors is the exact
-    weighted mean rounded once (averaging identical tensors returns them bit for bit).
+    The checks (and messages) of :func:`weighted_average`, without computing anything: also used by
+    aggregations that must not see the plaintext average (``privacy.secure_fedavg``).
 
     Args:
         results: a non-empty list of ``(parameters, num_examples)`` pairs, where ``parameters`` is a
@@ -21,16 +20,18 @@ def weighted_average(results) -> list[torch.Tensor]:
             an integer >= 1.
 
     Returns:
-        A list of new tensors, the weighted mean of each position.
+        The clients' ``num_examples`` as Python ints, in order.
 
     Raises:
         ValueError: if ``results`` is empty, a ``num_examples`` is not an integer >= 1, or the
             clients' tensors differ in number, shape or dtype.
 
-    >>> a = [torch.tensor([0.0, 2.0])]
-    >>> b = [torch.tensor([3.0, 2.0])]
-    >>> weighted_average([(a, 1), (b, 2)])
-    [tensor([2., 2.])]
+    >>> check_results([([torch.zeros(2)], 3), ([torch.ones(2)], np.int64(1))])
+    [3, 1]
+    >>> check_results([([torch.zeros(2)], 3), ([torch.ones(2)], 0)])
+    Traceback (most recent call last):
+    ...
+    ValueError: results[1] num_examples must be an integer in [1, inf), got 0
     """
     if not isinstance(results, (list, tuple)) or len(results) == 0:
         raise ValueError("results must be a non-empty list of (parameters, num_examples) pairs, got none")
@@ -60,6 +61,35 @@ def weighted_average(results) -> list[torch.Tensor]:
             if not same:
                 _explain_mismatch(k, params, first)
         weights.append(int(n))
+    return weights
+
+
+def weighted_average(results) -> list[torch.Tensor]:
+    """Average clients' parameters, each client weighted by its number of examples.
+
+    Computes, tensor by tensor, ``sum_k n_k * w_k / sum_k n_k``. The sum is accumulated in float64
+    and the result cast back to the clients' dtype, so the average of float32 tensors is the exact
+    weighted mean rounded once (averaging identical tensors returns them bit for bit).
+
+    Args:
+        results: a non-empty list of ``(parameters, num_examples)`` pairs, where ``parameters`` is a
+            list of tensors (same length, shapes and dtype for every client) and ``num_examples``
+            an integer >= 1.
+
+    Returns:
+        A list of new tensors, the weighted mean of each position.
+
+    Raises:
+        ValueError: if ``results`` is empty, a ``num_examples`` is not an integer >= 1, or the
+            clients' tensors differ in number, shape or dtype.
+
+    >>> a = [torch.tensor([0.0, 2.0])]
+    >>> b = [torch.tensor([3.0, 2.0])]
+    >>> weighted_average([(a, 1), (b, 2)])
+    [tensor([2., 2.])]
+    """
+    weights = check_results(results)
+    first = list(results[0][0])
     w = torch.tensor(weights, dtype=torch.float64)
     total = w.sum()
     out = []
@@ -80,7 +110,19 @@ def weighted_metrics(results) -> dict[str, float]:
 
     >>> weighted_metrics([({"loss": 1.0, "x": 5}, 1), ({"loss": 4.0}, 2)])
     {'loss': 3.0}
+    >>> weighted_metrics([])
+    Traceback (most recent call last):
+    ...
+    ValueError: results must be a non-empty list of (metrics, num_examples) pairs, got none
     """
+    if not isinstance(results, (list, tuple)) or len(results) == 0:
+        raise ValueError("results must be a non-empty list of (metrics, num_examples) pairs, got none")
+    for k, item in enumerate(results):
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], dict)):
+            raise ValueError(f"results[{k}] must be a (metrics, num_examples) pair with metrics a dict")
+        n = item[1]
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"results[{k}] num_examples must be an integer in [1, inf), got {n!r}")
     total = sum(n for _, n in results)
     keys = set.intersection(*(set(metrics) for metrics, _ in results))
     return {key: sum(float(metrics[key]) * n for metrics, n in results) / total for key in sorted(keys)}

@@ -19,7 +19,7 @@ import numpy as np
 
 from dpfl_course._validate import check_finite, check_int
 
-__all__ = ["DEFAULT_BITS", "DEFAULT_SCALE", "decode", "encode", "headroom_scale"]
+__all__ = ["DEFAULT_BITS", "DEFAULT_SCALE", "check_bits", "decode", "encode", "headroom_scale", "modulus_mask"]
 
 DEFAULT_BITS = 32
 """The modulus is 2^32 by default (Flower's SecAgg+ ``modulus_range`` is 2^32 too)."""
@@ -27,13 +27,29 @@ DEFAULT_SCALE = 2.0**16
 """Values are rounded to multiples of 2^-16 by default."""
 
 
-def _check_bits(bits) -> int:
+def check_bits(bits) -> int:
+    """``bits`` as an int if it is a modulus exponent this module supports (8 to 64), else ValueError.
+
+    >>> check_bits(32)
+    32
+    >>> check_bits(65)
+    Traceback (most recent call last):
+    ...
+    ValueError: bits must be an integer in [8, 64], got 65
+    """
     return check_int("bits", bits, low=8, high=64)
 
 
-def _modulus_mask(bits: int) -> np.uint64:
-    """2^bits − 1 as uint64: ``v & _modulus_mask(bits)`` is v mod 2^bits."""
-    return np.uint64((1 << bits) - 1)
+def modulus_mask(bits: int) -> np.uint64:
+    """2^bits − 1 as uint64: ``v & modulus_mask(bits)`` is v mod 2^bits for uint64 v (bits <= 64).
+
+    Raises:
+        ValueError: bits outside [8, 64] (as :func:`check_bits`).
+
+    >>> int(np.uint64(300) & modulus_mask(8))
+    44
+    """
+    return np.uint64((1 << check_bits(bits)) - 1)
 
 
 def _room(num_clients: int, bits: int) -> int:
@@ -62,7 +78,7 @@ def headroom_scale(max_abs: float, *, num_clients: int, bits: int = DEFAULT_BITS
     >>> headroom_scale(1.0, num_clients=2, bits=64) < 2.0**62
     True
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     num_clients = check_int("num_clients", num_clients, low=1)
     max_abs = check_finite("max_abs", max_abs, low=0)
     if max_abs == 0:
@@ -96,7 +112,7 @@ def encode(values, *, scale: float = DEFAULT_SCALE, bits: int = DEFAULT_BITS, nu
     >>> encode([1.5, -0.25], scale=4, bits=8).tolist()   # -1 ↦ 255 = 2^8 − 1
     [6, 255]
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     scale = check_finite("scale", scale, low=0, low_open=True)
     num_clients = check_int("num_clients", num_clients, low=1)
     x = np.asarray(values, dtype=np.float64)
@@ -108,7 +124,7 @@ def encode(values, *, scale: float = DEFAULT_SCALE, bits: int = DEFAULT_BITS, nu
         raise ValueError(f"scale must be at most {limit!r} for the sum of {num_clients} vectors with "
                          f"max |x| = {max_abs:.6g} to fit in {bits} bits (raise bits, lower scale or clip), "
                          f"got {scale!r}")
-    return np.rint(x * scale).astype(np.int64).view(np.uint64) & _modulus_mask(bits)
+    return np.rint(x * scale).astype(np.int64).view(np.uint64) & modulus_mask(bits)
 
 
 def decode(encoded, *, scale: float = DEFAULT_SCALE, bits: int = DEFAULT_BITS) -> np.ndarray:
@@ -123,10 +139,10 @@ def decode(encoded, *, scale: float = DEFAULT_SCALE, bits: int = DEFAULT_BITS) -
     >>> decode([6, 255], scale=4, bits=8).tolist()
     [1.5, -0.25]
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     scale = check_finite("scale", scale, low=0, low_open=True)
     v = _as_uint64(encoded)
-    v = v & _modulus_mask(bits)
+    v = v & modulus_mask(bits)
     shift = np.uint64(64 - bits)
     signed = (v << shift).view(np.int64) >> np.int64(64 - bits)  # arithmetic shift: sign extension
     return signed.astype(np.float64) / scale

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dpfl_course._validate import check_int
-from dpfl_course.privacy.fixed_point import DEFAULT_BITS, _check_bits, _modulus_mask
+from dpfl_course.privacy.fixed_point import DEFAULT_BITS, check_bits, modulus_mask
 
 __all__ = ["MAX_SEED", "check_seed", "derive_private_key", "derive_secret", "hkdf", "pair_seed", "prg_mask",
            "public_bytes"]
@@ -120,6 +120,6 @@ def prg_mask(seed: bytes, size: int, *, bits: int = DEFAULT_BITS) -> np.ndarray:
     if len(seed) != 32:
         raise ValueError(f"seed must be 32 bytes, got {len(seed)}")
     size = check_int("size", size, low=0)
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     stream = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
-    return np.frombuffer(stream.update(bytes(8 * size)), dtype="<u8").astype(np.uint64) & _modulus_mask(bits)
+    return np.frombuffer(stream.update(bytes(8 * size)), dtype="<u8").astype(np.uint64) & modulus_mask(bits)

@@ -24,9 +24,13 @@ both secrets of one client: with both it could unmask that client's upload if it
 The model is honest-but-curious (the server follows the protocol and tries to learn from what
 it sees), as in Bonawitz et al.'s first protocol; the malicious-server version adds signatures and
 a consistency round. SecAgg+ (Bell et al. 2020), which Flower implements, masks each client with
-O(log n) neighbours instead of all n − 1. Flower's SecAgg+ parameters map to ours:
-``reconstruction_threshold`` ↔ ``threshold``, ``modulus_range`` ↔ 2^``bits``,
-``quantization_range``/``clipping_range`` ↔ ``scale``.
+a neighbourhood of other clients instead of all n − 1: O(log n) of them in the paper; in Flower the
+neighbourhood size is the user's ``num_shares`` (an int, or a fraction of the clients), not set
+automatically. Flower's SecAgg+ parameters map to ours: ``reconstruction_threshold`` ↔ ``threshold``,
+``modulus_range`` ↔ 2^``bits``, ``quantization_range``/(2·``clipping_range``) ↔ ``scale``
+(2^22/16 = 2^18 by default). Flower clips each value to ±``clipping_range``, rounds it
+stochastically and shifts it into [0, ``quantization_range``]; :func:`fixed_point.encode` rounds
+to the nearest grid point and refuses values too large for the headroom instead of clipping them.
 
 Randomness: with ``seed=None`` keys and seeds come from the operating system (``os.urandom``),
 as in a deployment. With an integer ``seed`` (for the course's repeatable outputs) every private
@@ -54,7 +58,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from dpfl_course._validate import check_finite, check_int
 from dpfl_course.privacy import shamir
-from dpfl_course.privacy.fixed_point import DEFAULT_BITS, DEFAULT_SCALE, _check_bits, _modulus_mask, decode, encode
+from dpfl_course.privacy.fixed_point import DEFAULT_BITS, DEFAULT_SCALE, check_bits, decode, encode, modulus_mask
 from dpfl_course.privacy.masking import check_seed, derive_private_key, derive_secret, pair_seed, prg_mask, public_bytes
 
 __all__ = ["RecoveryError", "SecAggClient", "SecAggResult", "secure_sum", "unmask_with_both_secrets"]
@@ -133,7 +137,7 @@ class SecAggClient:
             encoded: this client's update already encoded mod 2^bits (:func:`fixed_point.encode`).
             public_keys: every client's public key, by client id (the server relays them).
         """
-        bits = _check_bits(bits)
+        bits = check_bits(bits)
         x = np.asarray(encoded, dtype=np.uint64)
         y = x + prg_mask(self._self_seed, x.size, bits=bits)
         u = self.client_id
@@ -143,7 +147,7 @@ class SecAggClient:
             mask = prg_mask(pair_seed(self._private_key, key, u=u, v=v, server_round=self.server_round), x.size,
                             bits=bits)
             y = y + mask if v > u else y - mask  # uint64 wraps mod 2^64, and 2^bits divides 2^64
-        return y & _modulus_mask(bits)
+        return y & modulus_mask(bits)
 
     def reveal(self, dropped, survivors) -> dict[str, dict[int, shamir.Share]]:
         """The unmasking stage: shares of each dropped client's private key and each survivor's self seed.
@@ -281,7 +285,7 @@ def secure_sum(updates, *, threshold: int | None = None, dropouts=(), late_dropo
     if set(dropouts) & set(late):
         both = sorted(set(dropouts) & set(late))
         raise ValueError(f"dropouts and late_dropouts must be disjoint, got both for {both}")
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     scale = check_finite("scale", scale, low=0, low_open=True)
     server_round = check_int("server_round", server_round, low=0)
     seed = None if seed is None else check_seed(seed)
@@ -341,14 +345,14 @@ def secure_sum(updates, *, threshold: int | None = None, dropouts=(), late_dropo
     self_mask_total = np.zeros(size, dtype=np.uint64)
     for u in survivors:  # remove each uploader's self mask (late dropouts' too: others hold their shares)
         self_mask_total = self_mask_total + prg_mask(shamir.reconstruct(self_shares[u]), size, bits=bits)
-    self_mask_total &= _modulus_mask(bits)
+    self_mask_total &= modulus_mask(bits)
     total = total - self_mask_total
     for u in dropouts:  # remove the dropped client's pairwise masks still inside the uploads
         key_u = X25519PrivateKey.from_private_bytes(shamir.reconstruct(key_shares[u]))
         for v in survivors:
             mask = prg_mask(pair_seed(key_u, public_keys[v], u=u, v=v, server_round=server_round), size, bits=bits)
             total = total - mask if u > v else total + mask  # v added +mask for u > v, −mask for u < v
-    total &= _modulus_mask(bits)
+    total &= modulus_mask(bits)
     seconds = {"client": float(client_seconds[list(survivors)].mean()), "server": time.perf_counter() - start}
     return SecAggResult(sum=decode(total, scale=scale, bits=bits), sum_encoded=total, masked_uploads=uploads,
                         public_keys=public_keys, survivors=survivors, dropouts=dropouts, late_dropouts=late,
@@ -363,8 +367,8 @@ def unmask_with_both_secrets(masked, *, client: SecAggClient, public_keys, bits:
     This is why the protocol never reveals both for one client: a client that looked dropped but
     whose upload arrives late would be unmasked entirely. Returns x_u mod 2^bits.
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     y = np.asarray(masked, dtype=np.uint64)
     zero = np.zeros(y.size, dtype=np.uint64)
     masks = client.masked_input(zero, public_keys, bits=bits)  # every mask u added, from u's two secrets
-    return (y - masks) & _modulus_mask(bits)
+    return (y - masks) & modulus_mask(bits)

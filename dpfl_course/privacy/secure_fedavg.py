@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from dpfl_course._validate import check_finite, check_int
-from dpfl_course.fl.aggregate import weighted_average, weighted_metrics
+from dpfl_course.fl.aggregate import check_results, weighted_metrics
 from dpfl_course.fl.parameters import parameters_to_vector, vector_to_parameters
 from dpfl_course.fl.strategy import StrategyWrapper
-from dpfl_course.privacy.fixed_point import DEFAULT_BITS, DEFAULT_SCALE, _check_bits
+from dpfl_course.privacy.fixed_point import DEFAULT_BITS, DEFAULT_SCALE, check_bits
 from dpfl_course.privacy.masking import check_seed
 from dpfl_course.privacy.secagg import RecoveryError, secure_sum
 
@@ -33,13 +33,14 @@ def secure_weighted_average(results, *, threshold: int | None = None, dropouts=(
     Each client k has the weight r_k = n_k (or n_k / max_weight) and uploads [r_k·w_k, r_k] (its
     parameters flattened, then its weight) masked; the server learns only Σ r_k·w_k and Σ r_k over
     the clients that uploaded, and divides. Equals ``fl.weighted_average`` over them up to
-    fixed-point rounding: each of the two sums is off by at most K/(2·scale) for K uploads, so every
-    coordinate is off by at most K·(1 + |mean|)/(2·scale·Σr_k) (plus the float32 cast); with
-    ``max_weight=None`` the weights are integers, Σr_k is exact and the bound is K/(2·scale·Σn_k).
+    fixed-point rounding: each of the two sums is off by at most n/(2·scale) for n uploads, so every
+    coordinate is off by at most n·(1 + |mean|)/(2·scale·Σr_k) (plus the float32 cast); with
+    ``max_weight=None`` the weights are integers, Σr_k is exact and the bound is n/(2·scale·Σn_k).
 
     Args:
         results: list of (list of tensors, num_examples), as for ``fl.weighted_average``
-            (validated by it: same number, shapes and dtypes of tensors; num_examples >= 1).
+            (validated as it does, by ``fl.aggregate.check_results``: same number, shapes and dtypes
+            of tensors; num_examples >= 1).
         max_weight: None, or the largest num_examples expected (Flower's ``max_weight``): weights
             then lie in (0, 1], which keeps the encoded values small (headroom).
         other arguments: as for :func:`dpfl_course.privacy.secagg.secure_sum`.
@@ -54,7 +55,8 @@ def secure_weighted_average(results, *, threshold: int | None = None, dropouts=(
     """
     if not isinstance(results, (list, tuple)) or len(results) < 2:
         raise ValueError("results must be a list of at least 2 (parameters, num_examples) pairs")
-    template = weighted_average(results)  # only to validate the results, with fl's messages
+    check_results(results)  # fl.weighted_average's checks and messages, without the plaintext average
+    template = [torch.empty(p.shape, dtype=p.dtype) for p in results[0][0]]  # shapes and dtypes only
     if max_weight is not None:
         max_weight = check_finite("max_weight", max_weight, low=0, low_open=True)
     rows = []
@@ -93,9 +95,9 @@ class SecureAggregation(StrategyWrapper):
     quantised (it uploads parameters; the update Δ_k = w_k − w_global is smaller, which leaves more
     headroom). With r_k <= 1 the encoded values are at most |Δ|·scale, so the headroom check only
     fails for updates far larger than any training step (|Δ| > 3276 at 10 clients, scale 2^16).
-    The price is precision: smaller values use less of the fixed-point grid, so the average is off
-    by up to K·(1 + |mean|)/(2·scale·Σr_k) per round — about max_weight times more than with raw
-    weights (raise ``scale`` to win it back, as far as the headroom allows).
+    The price is precision: smaller values use less of the fixed-point grid, so with n clients the
+    average is off by up to n·(1 + |mean|)/(2·scale·Σr_k) per round — about max_weight times more
+    than with raw weights (raise ``scale`` to win it back, as far as the headroom allows).
     Clients in ``failures`` are treated as dropping out after the masks were agreed — the case that
     needs recovery. With fewer than t survivors (or none) the round is aborted: the global model is
     kept and the metric ``secagg_aborted`` is 1.
@@ -109,9 +111,10 @@ class SecureAggregation(StrategyWrapper):
         threshold: t per round: an int >= 2 (capped at the round's clients), a float in (0, 1] as a
             fraction of them (Flower's ``reconstruction_threshold`` takes either), or None for a majority.
         max_weight: the largest num_examples a client may report (Flower's ``max_weight``, default
-            1000); a client with more raises a ValueError (Flower clips its weight instead). None
-            uses the raw weights n_k: Σn_k is then exact and the rounding error about max_weight times
-            smaller (the values use more of the grid), but n_k·|Δ| must fit in the headroom.
+            1000); a client with more raises a ValueError (Flower only logs an overflow warning and
+            uses a weight above 1). None uses the raw weights n_k: Σn_k is then exact and the rounding
+            error about max_weight times smaller (the values use more of the grid), but n_k·|Δ| must
+            fit in the headroom.
         scale, bits: the fixed-point encoding, as for :func:`secure_sum`.
         seed: None for real randomness, an int for repeatable keys (lessons only).
     """
@@ -129,7 +132,7 @@ class SecureAggregation(StrategyWrapper):
         self.max_weight = None if max_weight is None else check_finite("max_weight", max_weight, low=0,
                                                                        low_open=True)
         self.scale = check_finite("scale", scale, low=0, low_open=True)
-        self.bits = _check_bits(bits)
+        self.bits = check_bits(bits)
         self.seed = None if seed is None else check_seed(seed)
         self.last_result = None
         self._global = {}

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dpfl_course.fl import weighted_average
+from dpfl_course.fl.aggregate import weighted_metrics
 
 
 def exact_mean(values, weights):
@@ -76,3 +77,19 @@ def test_numpy_integer_weights_accepted():
 def test_bad_results_raise_value_error_naming_the_problem(results, match):
     with pytest.raises(ValueError, match=match):
         weighted_average(results)
+
+
+def test_weighted_metrics_averages_by_examples_over_common_keys():
+    assert weighted_metrics([({"loss": 1.0, "acc": 0.5}, 3), ({"loss": 3.0}, 1)]) == {"loss": 1.5}
+
+
+@pytest.mark.parametrize("results, match", [
+    ([], "results must be a non-empty list"),
+    ([({"loss": 1.0}, 0)], r"results\[0\] num_examples must be an integer in \[1, inf\), got 0"),
+    ([({"loss": 1.0}, 1), ({"loss": 2.0}, 2.5)], r"results\[1\] num_examples"),
+    ([({"loss": 1.0}, True)], r"results\[0\] num_examples"),
+    ([(["loss"], 1)], r"results\[0\] must be a \(metrics, num_examples\) pair"),
+], ids=["empty", "zero", "float", "bool", "not-a-dict"])
+def test_weighted_metrics_rejects_bad_results(results, match):
+    with pytest.raises(ValueError, match=match):
+        weighted_metrics(results)

@@ -82,3 +82,19 @@ def test_decode_refuses_negative_and_fractional_values():
         fixed_point.decode(np.array([1.0]))
     assert fixed_point.decode([2**64 - 1], scale=1, bits=64).tolist() == [-1.0]  # Python ints above 2^63
     assert fixed_point.decode(np.array([255], dtype=np.int64), scale=1, bits=8).tolist() == [-1.0]
+
+
+@pytest.mark.parametrize("bits", [8, 13, 32, 63, 64])
+def test_modulus_mask_reduces_mod_2_to_the_bits(bits):
+    # Review item 11c: check_bits and modulus_mask are public (masking, secagg, secure_fedavg use them).
+    values = np.random.default_rng(bits).integers(0, 2**63, size=50, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    reduced = values & fixed_point.modulus_mask(bits)
+    assert [int(r) for r in reduced] == [int(v) % 2**bits for v in values]
+    assert fixed_point.check_bits(np.int64(bits)) == bits and type(fixed_point.check_bits(bits)) is int
+
+
+@pytest.mark.parametrize("bits", [7, 65, 32.5, True, "32"], ids=["7", "65", "32.5", "True", "str"])
+def test_check_bits_and_modulus_mask_refuse_bits_outside_8_to_64(bits):
+    for function in (fixed_point.check_bits, fixed_point.modulus_mask):
+        with pytest.raises(ValueError, match=r"bits must be an integer in \[8, 64\]"):
+            function(bits)

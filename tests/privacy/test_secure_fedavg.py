@@ -7,7 +7,8 @@ import torch
 from scipy import stats
 
 from dpfl_course import fl
-from dpfl_course.privacy import fixed_point, secagg, secure_fedavg
+from dpfl_course.fl import aggregate
+from dpfl_course.privacy import fixed_point, secure_fedavg
 
 
 def _results(sizes=(30, 120, 57, 90)):
@@ -68,6 +69,41 @@ def test_secure_weighted_average_validates_results_like_fl():
         secure_fedavg.secure_weighted_average([([torch.zeros(3)], 0), ([torch.zeros(3)], 1)])
     with pytest.raises(ValueError, match="at least 2"):
         secure_fedavg.secure_weighted_average([([torch.zeros(3)], 1)])
+
+
+BAD_RESULTS = {
+    "shape": [([torch.zeros(3)], 1), ([torch.zeros(4)], 1)],
+    "dtype": [([torch.zeros(3)], 1), ([torch.zeros(3, dtype=torch.float64)], 1)],
+    "count": [([torch.zeros(3)], 1), ([torch.zeros(3), torch.zeros(1)], 1)],
+    "examples": [([torch.zeros(3)], 1), ([torch.zeros(3)], 2.5)],
+    "not-a-tensor": [([np.zeros(3)], 1), ([torch.zeros(3)], 1)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_RESULTS))
+def test_secure_weighted_average_refuses_with_fl_messages(name):
+    # Review item 7: validation is fl.aggregate.check_results, the very checks of fl.weighted_average
+    with pytest.raises(ValueError) as plain:
+        fl.weighted_average(BAD_RESULTS[name])
+    with pytest.raises(ValueError) as secure:
+        secure_fedavg.secure_weighted_average(BAD_RESULTS[name], threshold=2, seed=0)
+    assert str(secure.value) == str(plain.value)
+
+
+def test_secure_weighted_average_never_computes_the_plaintext_average(monkeypatch):
+    # Review item 7: it called fl.weighted_average "only to validate", i.e. averaged in the clear every round.
+    def plaintext_average(results):
+        raise AssertionError("the secure path computed the plaintext weighted average")
+
+    monkeypatch.setattr(aggregate, "weighted_average", plaintext_average)
+    monkeypatch.setattr(secure_fedavg, "weighted_average", plaintext_average, raising=False)
+    results = [([torch.tensor([[1.0, 2.0]], dtype=torch.float64), torch.tensor([4.0])], 1),
+               ([torch.tensor([[3.0, 0.0]], dtype=torch.float64), torch.tensor([0.0])], 3)]
+    got, _ = secure_fedavg.secure_weighted_average(results, threshold=2, seed=0)
+    # shapes and dtypes come from results[0]; values are the weighted mean (1·x_0 + 3·x_1)/4
+    assert [(p.shape, p.dtype) for p in got] == [(torch.Size([1, 2]), torch.float64), (torch.Size([1]), torch.float32)]
+    assert torch.allclose(got[0], torch.tensor([[2.5, 0.5]], dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(got[1], torch.tensor([1.0]), atol=1e-4)
 
 
 # ---------------------------------------------------------------- a strategy for fl.run_federated
