@@ -150,7 +150,7 @@ def live_view_timing():
         for sigma in sigmas:
             for times in (first, second):
                 start = time.perf_counter()
-                render(noise_multiplier=sigma, clip_norm=0.316)
+                render(noise_multiplier=sigma, max_grad_norm=0.316)
                 times.append(time.perf_counter() - start)
     table("Notebook 09's live view: render_attacks (C = 0.316, every σ step)",
           [("first visit (trains, inverts, draws)", ms(statistics.median(first), 0), ms(max(first), 0)),

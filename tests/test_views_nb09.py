@@ -27,13 +27,14 @@ def slider_steps(control):
 
 def test_nb09_view_renders_every_corner_of_its_sliders(nb09):
     view = nb09["view"]
-    assert set(view.controls) == {"noise_multiplier", "clip_norm"}
+    # record-level C is max_grad_norm, as in notebook 06 and Opacus; clip_norm is the user-level S of 07/08
+    assert set(view.controls) == {"noise_multiplier", "max_grad_norm"}
     images = drive_corners(view)
     assert len(images) == 4, "every corner is a different setting and should draw a different figure"
 
 
-@pytest.mark.parametrize("name, other", [("noise_multiplier", {"clip_norm": 1.0}),
-                                         ("clip_norm", {"noise_multiplier": 0.01})], ids=["sigma", "clip"])
+@pytest.mark.parametrize("name, other", [("noise_multiplier", {"max_grad_norm": 1.0}),
+                                         ("max_grad_norm", {"noise_multiplier": 0.01})], ids=["sigma", "clip"])
 def test_nb09_every_slider_step_changes_the_figure_and_the_summary(nb09, name, other):
     # The browser suite moves each slider by one step and checks both change: so must every step here.
     view = nb09["view"]
@@ -47,7 +48,7 @@ def test_nb09_every_slider_step_changes_the_figure_and_the_summary(nb09, name, o
 
 def test_nb09_summary_states_the_controls_and_the_attack_numbers(nb09):
     view = nb09["view"]
-    text = set_controls(view, clip_norm=1.0, noise_multiplier=0.001)
+    text = set_controls(view, max_grad_norm=1.0, noise_multiplier=0.001)
     assert text.startswith("σ = 0.001, C = 1 ·")
     assert number_before(text, "dB) by DLG") >= 30  # σ = 0.001: the digits are still recovered
     assert "labels right 3/3" in text
@@ -73,8 +74,8 @@ def test_nb09_roc_panel_draws_the_replace_one_bound(nb09):
     # At σ = 10^0.5 = 3.16 training spends a small ε; the dashed bound of the ROC panel must be the
     # replace-one one, (2ε, (1 + e^ε)δ), not the in/out (ε, δ) curve (review 09, finding 1).
     view = nb09["view"]
-    set_controls(view, noise_multiplier=10 ** 0.5, clip_norm=1.0)
-    fig, _ = nb09["render_attacks"](noise_multiplier=10 ** 0.5, clip_norm=1.0)
+    set_controls(view, noise_multiplier=10 ** 0.5, max_grad_norm=1.0)
+    fig, _ = nb09["render_attacks"](noise_multiplier=10 ** 0.5, max_grad_norm=1.0)
     eps = nb09["membership_at"](float(10 ** 0.5), 1.0)[2]
     grid = nb09["ROC_GRID"]
     dashed = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() == "--"]
@@ -86,12 +87,12 @@ def test_nb09_roc_panel_draws_the_replace_one_bound(nb09):
 
 def test_nb09_a_typed_value_goes_to_the_nearest_step(nb09):
     render = nb09["render_attacks"]
-    assert render(noise_multiplier=0.0316, clip_norm=3.16)[1] == render(noise_multiplier=10 ** -1.5,
-                                                                         clip_norm=10 ** 0.5)[1]
+    assert render(noise_multiplier=0.0316, max_grad_norm=3.16)[1] == render(noise_multiplier=10 ** -1.5,
+                                                                             max_grad_norm=10 ** 0.5)[1]
 
 
 def test_nb09_render_is_pure(nb09):
     render = nb09["render_attacks"]
-    (_, first), (_, second) = (render(noise_multiplier=0.1, clip_norm=0.1) for _ in range(2))
+    (_, first), (_, second) = (render(noise_multiplier=0.1, max_grad_norm=0.1) for _ in range(2))
     assert first == second
     assert 0 <= float(re.search(r"test accuracy ([\d.]+) %", first).group(1)) <= 100

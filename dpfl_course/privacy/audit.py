@@ -35,12 +35,12 @@ many canaries, each in with probability ½, and a binomial bound on the number o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from dpfl_course._validate import check_delta, check_finite, check_int, check_scores
+from dpfl_course._validate import check_data, check_delta, check_finite, check_int, check_scores
 from dpfl_course.dp.dpsgd import clip_factors
 
 __all__ = [
@@ -53,6 +53,8 @@ __all__ = [
     "GameScores",
     "canary_game",
     "ADVERSARIES",
+    "SIGMA_RANGE",
+    "MAX_CANARY_NORM",
     "one_run_p_value",
     "one_run_epsilon_lower_bound",
     "OneRunAudit",
@@ -208,6 +210,9 @@ class AuditBound:
         true_positives, positives, false_positives, negatives: the counts on the evaluation half.
         tpr_interval, fpr_interval: Clopper–Pearson 1 − α intervals of TPR and FPR.
         confidence: 1 − α, the joint confidence of the two one-sided bounds used.
+        counted_in, counted_out: the scores of the evaluation half (the counted trials) of each
+            world, as float arrays; e.g. ``membership.roc_curve(counted_in, counted_out)`` is the
+            attack's ROC on the trials that were counted.
     """
 
     epsilon: float
@@ -219,6 +224,8 @@ class AuditBound:
     tpr_interval: tuple[float, float]
     fpr_interval: tuple[float, float]
     confidence: float
+    counted_in: np.ndarray = field(repr=False, compare=False)
+    counted_out: np.ndarray = field(repr=False, compare=False)
 
     @property
     def tpr(self) -> float:
@@ -269,13 +276,14 @@ def audit_scores(scores_in, scores_out, *, delta, alpha=0.05) -> AuditBound:
     a = _check_alpha(alpha)
     half_in, half_out = len(s_in) // 2, len(s_out) // 2
     threshold = _best_threshold(s_in[:half_in], s_out[:half_out], d, a)
-    eval_in, eval_out = s_in[half_in:], s_out[half_out:]
+    eval_in, eval_out = s_in[half_in:].copy(), s_out[half_out:].copy()  # copies: never the caller's array
     tp, fp = int((eval_in > threshold).sum()), int((eval_out > threshold).sum())
     epsilon = epsilon_lower_bound(tp, len(eval_in), fp, len(eval_out), delta=d, alpha=a)
     return AuditBound(epsilon=epsilon, threshold=threshold, true_positives=tp, positives=len(eval_in),
                       false_positives=fp, negatives=len(eval_out),
                       tpr_interval=clopper_pearson(tp, len(eval_in), alpha=a),
-                      fpr_interval=clopper_pearson(fp, len(eval_out), alpha=a), confidence=1 - a)
+                      fpr_interval=clopper_pearson(fp, len(eval_out), alpha=a), confidence=1 - a,
+                      counted_in=eval_in, counted_out=eval_out)
 
 
 # ---------------------------------------------------------------- the game: DP-SGD with a canary
@@ -297,13 +305,11 @@ class GameScores:
 
 
 def _check_dataset(X, y):
-    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor) or X.dim() != 2 or y.dim() != 1 \
-            or len(X) != len(y) or len(X) == 0:
-        raise ValueError("X and y must be tensors, X of shape (n, d) with n ≥ 1 and y of shape (n,)")
-    if not X.is_floating_point() or not torch.isfinite(X).all():
-        raise ValueError("X must hold finite floating-point numbers")
-    if y.is_floating_point() or y.dtype == torch.bool or int(y.min()) < 0:
-        raise ValueError("y must hold integer class labels ≥ 0")
+    # check_data's rules (tensors, one finite float row per label ≥ 0, not empty), plus the game's own:
+    # X is a matrix of rows (n, d), and the game computes in float32
+    X, y = check_data(X, y)
+    if X.dim() != 2:
+        raise ValueError(f"X must have shape (n, d), one row of features per example, got shape {tuple(X.shape)}")
     return X.to(torch.float32), y
 
 
@@ -433,7 +439,7 @@ def canary_game(X, y, *, trials, noise_multiplier, max_grad_norm, sample_rate, s
     Raises:
         ValueError: if an argument is out of range, or ``canary_pixel`` is not 0 in every row of X.
 
-    >>> X, y = torch.rand(20, 4), torch.arange(20) % 3
+    >>> X, y = torch.rand(20, 4, generator=torch.Generator().manual_seed(0)), torch.arange(20) % 3
     >>> X[:, 0] = 0
     >>> game = canary_game(X, y, trials=50, noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=0.5,
     ...                    steps=5, lr=0.1, canary_pixel=0)
@@ -444,7 +450,7 @@ def canary_game(X, y, *, trials, noise_multiplier, max_grad_norm, sample_rate, s
     trials = check_int("trials", trials, low=2)
     sigma, c, q, steps, lr, m, seed = _check_training(noise_multiplier, max_grad_norm, sample_rate, steps, lr,
                                                       canary_norm, clip, seed)
-    n, d = X.shape
+    d = X.shape[1]
     pixel = check_int("canary_pixel", canary_pixel, low=0, high=d - 1)
     if bool((X[:, pixel] != 0).any()):
         raise ValueError(f"canary_pixel must be a feature that is 0 in every row of X, got {pixel} "
@@ -572,7 +578,7 @@ def one_run_audit(X, y, *, num_canaries, guesses_in, guesses_out=0, noise_multip
     Raises:
         ValueError: if an argument is out of range (guesses_in + guesses_out ≤ num_canaries).
 
-    >>> X, y = torch.rand(20, 4), torch.arange(20) % 3
+    >>> X, y = torch.rand(20, 4, generator=torch.Generator().manual_seed(0)), torch.arange(20) % 3
     >>> result = one_run_audit(X, y, num_canaries=200, guesses_in=20, noise_multiplier=1.0, max_grad_norm=1.0,
     ...                        sample_rate=0.5, steps=5, lr=0.1, delta=1e-5, clip=False)
     >>> result.guesses, result.correct, result.epsilon > 1

@@ -10,7 +10,7 @@ import torch
 from scipy.optimize import brentq
 
 from dpfl_course import data, dp
-from dpfl_course.privacy import audit
+from dpfl_course.privacy import audit, membership
 
 DELTA = 1e-5
 
@@ -146,6 +146,29 @@ def test_audit_scores_picks_the_threshold_on_the_first_half_and_counts_on_the_se
     s_in3 = s_in.copy()
     s_in3[:500] = rng.normal(4.0, 1, 500)
     assert audit.audit_scores(s_in3, s_out, delta=DELTA).threshold != bound.threshold
+
+
+def test_the_bound_carries_the_counted_halves_and_their_roc():
+    # AuditBound.counted_in / counted_out are the evaluation halves: the counts follow from them, and
+    # membership.roc_curve on them is the attack's ROC on the counted runs (what notebook 10 draws)
+    rng = np.random.default_rng(3)
+    s_in, s_out = rng.normal(1.0, 1, 801), rng.normal(0.0, 1, 600)  # odd length: the counted half is the larger
+    bound = audit.audit_scores(s_in, s_out, delta=DELTA)
+    assert np.array_equal(bound.counted_in, s_in[400:]) and np.array_equal(bound.counted_out, s_out[300:])
+    assert bound.positives == len(bound.counted_in) == 401 and bound.negatives == len(bound.counted_out) == 300
+    assert bound.true_positives == int((bound.counted_in > bound.threshold).sum())
+    assert bound.false_positives == int((bound.counted_out > bound.threshold).sum())
+    fpr, tpr, thresholds = membership.roc_curve(bound.counted_in, bound.counted_out)
+    # the audit's point (rule "> threshold") is on that ROC (rule "≥ t"): at the next score above the threshold
+    above = thresholds[thresholds > bound.threshold].min()
+    k = int(np.flatnonzero(thresholds == above)[0])
+    assert (fpr[k], tpr[k]) == pytest.approx((bound.fpr, bound.tpr))
+    # equal bounds compare equal (the arrays are left out of == and of the repr: no ambiguous array truth)
+    assert audit.audit_scores(s_in.copy(), s_out.copy(), delta=DELTA) == bound
+    assert "counted_in" not in repr(bound)
+    # copies, not views of the caller's arrays: changing the scores afterwards leaves the bound alone
+    s_in[400:] = 0.0
+    assert not np.array_equal(bound.counted_in, s_in[400:])
 
 
 def test_a_score_equal_to_the_threshold_is_guessed_out():
@@ -464,3 +487,39 @@ def test_one_run_audit_rejects_bad_arguments(digits, kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         audit.one_run_audit(X, y, **args)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda X, y: (X.numpy(), y), "X and y must be torch tensors"),
+    (lambda X, y: (X.reshape(len(X), 8, 8), y), r"X must have shape \(n, d\)"),
+    (lambda X, y: (X[:0], y[:0]), "X must hold at least one example"),
+    (lambda X, y: (X[:5], y), "one row per label"),
+    (lambda X, y: (torch.where(X == X.max(), float("nan"), X), y), "X must hold finite"),
+    (lambda X, y: ((X * 16).long(), y), "X must hold finite floating-point"),
+    (lambda X, y: (X, y.float()), "y must hold integer class labels"),
+    (lambda X, y: (X, y - 1), "y must hold class labels ≥ 0"),
+], ids=["numpy", "images", "empty", "lengths", "nan", "int_X", "float_y", "negative_y"])
+def test_the_audits_reject_a_bad_dataset_naming_it(digits, make, name):
+    X, y = make(*digits)
+    with pytest.raises(ValueError, match=name):
+        audit.canary_game(X, y, trials=10, noise_multiplier=1.0, **GAME)
+    with pytest.raises(ValueError, match=name):
+        audit.one_run_audit(X, y, noise_multiplier=1.0, **ONE_RUN)
+
+
+def test_a_float64_dataset_is_audited_as_float32(digits):
+    # the game computes in float32: float64 rows give the same scores as their float32 copy
+    X, y = digits
+    a = audit.canary_game(X, y, trials=10, noise_multiplier=1.0, seed=5, **GAME)
+    b = audit.canary_game(X.double(), y, trials=10, noise_multiplier=1.0, seed=5, **GAME)
+    assert torch.equal(a.updates_in, b.updates_in) and torch.equal(a.updates_out, b.updates_out)
+
+
+def test_every_name_the_docstrings_cite_as_data_is_public():
+    # a docstring that sends the reader to :data:`SIGMA_RANGE` must name something `from audit import *` gives
+    import inspect
+    import re
+
+    cited = set(re.findall(r":data:`(\w+)`", inspect.getsource(audit)))
+    assert cited and cited <= set(audit.__all__), cited - set(audit.__all__)
+    assert all(hasattr(audit, name) for name in audit.__all__)
